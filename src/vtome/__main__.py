@@ -1,0 +1,3 @@
+from vtome.cli import main
+
+main()

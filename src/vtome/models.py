@@ -1,0 +1,111 @@
+"""Models by name: presets built from their configs (random weights, no download), HF ids and local directories.
+
+    model = load_model("vivit-b")                        # google/vivit-b-16x2-kinetics400's architecture
+    model = load_model("google/vivit-b-16x2-kinetics400")  # real weights (needs the hub or its cache)
+    model = load_model("/path/to/saved_model")           # anything saved with save_pretrained
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def _vivit(**overrides) -> nn.Module:
+    from transformers import VivitConfig, VivitForVideoClassification
+
+    # VivitConfig's defaults are ViViT-B 16x2 (32 frames, tubelet 2x16x16, 224 px): 3137 tokens.
+    return VivitForVideoClassification(VivitConfig(**{"num_labels": 400, **overrides}))
+
+
+def _videomae(**overrides) -> nn.Module:
+    from transformers import VideoMAEConfig, VideoMAEForVideoClassification
+
+    # VideoMAE-B: 16 frames, tubelet 2, 16 px patches, 224 px: 1568 tokens, mean pooling.
+    return VideoMAEForVideoClassification(VideoMAEConfig(**{"num_labels": 400, **overrides}))
+
+
+def _timesformer(**overrides) -> nn.Module:
+    from transformers import TimesformerConfig, TimesformerForVideoClassification
+
+    # TimeSformer-B, divided space-time: 8 frames of 196 patches.
+    return TimesformerForVideoClassification(TimesformerConfig(**{"num_labels": 400, **overrides}))
+
+
+def _vit(**overrides) -> nn.Module:
+    import timm
+
+    return timm.create_model("vit_base_patch16_224", pretrained=False, **overrides)
+
+
+_TINY = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=128, num_labels=10)
+
+PRESETS: dict[str, Callable[[], nn.Module]] = {
+    "vivit-b": _vivit,
+    "videomae-b": _videomae,
+    "timesformer-b": _timesformer,
+    "vit-b": _vit,
+    # Small versions with the same token layout per frame (for tests and quick tries).
+    "vivit-tiny": lambda: _vivit(num_frames=8, image_size=64, tubelet_size=[2, 8, 8], **_TINY),
+    "videomae-tiny": lambda: _videomae(num_frames=8, image_size=64, patch_size=8, **_TINY),
+    "timesformer-tiny": lambda: _timesformer(num_frames=4, image_size=64, patch_size=8, **_TINY),
+    "vit-tiny": lambda: _vit(img_size=64, patch_size=8, embed_dim=64, depth=4, num_heads=4, num_classes=10),
+}
+
+_HF_CLASSES = {
+    "vivit": "VivitForVideoClassification",
+    "videomae": "VideoMAEForVideoClassification",
+    "timesformer": "TimesformerForVideoClassification",
+}
+
+
+def load_model(spec: str, **kwargs) -> nn.Module:
+    """A preset name, a local directory saved with save_pretrained, or a HuggingFace model id. Eval mode.
+
+    kwargs go to `from_pretrained` (e.g. dtype=torch.bfloat16).
+    """
+    if spec in PRESETS:
+        return PRESETS[spec]().eval()
+    import transformers
+    from transformers import AutoConfig
+
+    if Path(spec).exists() and not Path(spec, "config.json").exists():
+        raise FileNotFoundError(f"{spec} has no config.json: not a model saved with save_pretrained")
+    try:
+        config = AutoConfig.from_pretrained(spec)
+    except OSError as err:
+        raise ValueError(
+            f"cannot load model {spec!r}: not a preset ({', '.join(PRESETS)}), not a local directory, and not "
+            f"reachable on the HuggingFace hub ({err.__class__.__name__})"
+        ) from err
+    name = _HF_CLASSES.get(config.model_type)
+    if name is None:
+        raise ValueError(
+            f"{spec} is a {config.model_type!r} model; vtome loads {', '.join(_HF_CLASSES)} (or pass a model "
+            "object to vtome.patch)"
+        )
+    return getattr(transformers, name).from_pretrained(spec, **kwargs).eval()
+
+
+def input_shape(model: nn.Module, batch_size: int = 1) -> tuple[int, ...]:
+    """The input a model takes: (batch, frames, channels, H, W) for video models, (batch, 3, H, W) for ViTs."""
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "num_frames"):
+        size = config.image_size
+        height, width = (size, size) if isinstance(size, int) else tuple(size)
+        return (batch_size, config.num_frames, config.num_channels, height, width)
+    height, width = model.patch_embed.img_size
+    return (batch_size, model.patch_embed.proj.in_channels, height, width)
+
+
+def random_input(
+    model: nn.Module, batch_size: int = 1, seed: int = 0, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """A normalised-looking random clip (or image) of the shape the model takes, on the model's device."""
+    param = next(model.parameters())
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(input_shape(model, batch_size), generator=generator)
+    return x.to(device=param.device, dtype=dtype or param.dtype)
