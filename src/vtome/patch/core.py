@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from vtome.patch.state import ATTN_IMPLS, HEAD_AGGREGATIONS, MODES, MergeState, Settings
