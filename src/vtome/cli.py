@@ -2,7 +2,9 @@
 
 import typer
 
-from vtome.commands import demo
+from vtome.commands import confusion, curves, demo, splice, vis, vis_duplicate
+from vtome.commands import eval as eval_cmd
+from vtome.commands import report as report_cmd
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -10,6 +12,13 @@ app = typer.Typer(
     help="Training-free token merging for video transformers: measure and see what merging does.",
 )
 app.command("demo")(demo.demo)
+app.command("vis")(vis.vis_command)
+app.command("vis-duplicate")(vis_duplicate.duplicate_command)
+app.command("splice")(splice.splice_command)
+app.command("confusion")(confusion.confusion_command)
+app.command("curves")(curves.curves_command)
+app.command("eval")(eval_cmd.eval_command)
+app.command("report")(report_cmd.report_command)
 
 
 @app.callback()

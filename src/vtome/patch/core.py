@@ -150,6 +150,9 @@ def info(model: nn.Module) -> dict:
         joint space-time models, per frame without it for divided ones. Empty before the first forward.
     size: (batch, N, 1) how many input tokens each final token stands for (batch * frames for divided models).
     source: (batch, N, N0) bool, which of the N0 layer-1 input tokens each final token holds (trace_source).
+    assignments: (trace_source) L + 1 tensors (batch, N0) long, entering layer 1 then after each layer: the
+        index of the token holding each input token (-1 if dropped); `reduce.source_matrix(assignments[i],
+        tokens[i])` is the source after layer i.
     """
     state = _state(model)
     if state is None:
@@ -163,6 +166,7 @@ def info(model: nn.Module) -> dict:
         "tokens": list(state.tokens),
         "size": state.size,
         "source": source,
+        "assignments": list(state.assignments),
         "mode": s.mode,
         "schedule": s.schedule,
         "prop_attn": s.prop_attn,

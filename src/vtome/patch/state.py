@@ -56,6 +56,7 @@ class MergeState:
         self.patched: list[tuple[torch.nn.Module, type]] = []
         self.size: torch.Tensor | None = None  # (batch, N, 1) float32
         self.assignment: torch.Tensor | None = None  # (batch, N0) long
+        self.assignments: list[torch.Tensor] = []  # the assignment entering layer 1, then after each layer
         self.tokens: list[int] = []
         self.merged = False
         self._generator: torch.Generator | None = None
@@ -83,6 +84,7 @@ class MergeState:
             torch.arange(n, device=x.device).expand(batch, n).clone() if s.trace_source else None
         )
         self.tokens = [n]
+        self.assignments = [] if self.assignment is None else [self.assignment]
         self.merged = False
         self._generator = torch.Generator().manual_seed(s.seed) if s.random else None
 
@@ -95,6 +97,8 @@ class MergeState:
         if m is not None:
             x = self._apply(x, m)
         self.tokens.append(x.shape[1])
+        if self.assignment is not None:
+            self.assignments.append(self.assignment)  # a new tensor after each reduction: no copy needed
         return x
 
     def _apply(self, x: torch.Tensor, m) -> torch.Tensor:

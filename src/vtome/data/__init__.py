@@ -1,0 +1,1 @@
+"""Video data: decoding (`video`), frame sampling (`samplers`), model input (`transforms`), dataset readers."""

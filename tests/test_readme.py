@@ -1,0 +1,14 @@
+"""The usage example at the top of the README runs and prints what it says."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_usage_example_runs(capsys):
+    block = re.search(r"## Use\n+```python\n(.*?)```", README.read_text(), re.S).group(1)
+    exec(compile(block, "README.md", "exec"), {})
+    printed = capsys.readouterr().out.strip()
+    claimed = re.search(r"print\(vtome.info\(model\)\[\"tokens\"\]\)\s+# (\[.*?\])", block).group(1)
+    assert printed == claimed
