@@ -2,7 +2,7 @@
 
 import typer
 
-from vtome.commands import confusion, curves, demo, splice, vis, vis_duplicate
+from vtome.commands import bench, confusion, curves, demo, splice, sweep, vis, vis_duplicate
 from vtome.commands import eval as eval_cmd
 from vtome.commands import report as report_cmd
 
@@ -12,6 +12,8 @@ app = typer.Typer(
     help="Training-free token merging for video transformers: measure and see what merging does.",
 )
 app.command("demo")(demo.demo)
+app.command("bench")(bench.bench_command)
+app.command("sweep")(sweep.sweep_command)
 app.command("vis")(vis.vis_command)
 app.command("vis-duplicate")(vis_duplicate.duplicate_command)
 app.command("splice")(splice.splice_command)

@@ -12,26 +12,64 @@ import torch
 from vtome.matching import Matching
 
 
-def _expand(idx: torch.Tensor, channels: int) -> torch.Tensor:
-    return idx[..., None].expand(-1, -1, channels)
+def _a_rows(idx: torch.Tensor, n: int) -> torch.Tensor:
+    """Rows of the flattened (batch * n, C) sequence holding the A tokens idx (batch, k) (A = even positions)."""
+    offset = torch.arange(idx.shape[0], device=idx.device)[:, None] * n
+    return (2 * idx + offset).flatten()
 
 
-def _sum_into_b(t: torch.Tensor, m: Matching, weight: torch.Tensor | None) -> torch.Tensor:
-    """Sum each leaving A row (times weight) into its B partner; (batch, N, C) -> (batch, N - r, C)."""
-    a, b = t[:, ::2], t[:, 1::2]
-    c = t.shape[-1]
-    unm = a.gather(1, _expand(m.unm_idx, c))
-    src = a.gather(1, _expand(m.src_idx, c))
-    if weight is not None:
-        src = src * weight[..., None]
-    b = b.scatter_reduce(1, _expand(m.dst_idx, c), src, reduce="sum")
-    return torch.cat([unm, b], dim=1)
+def _take(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """(batch, n, C), flat rows -> (len(rows), C). index_select copies whole rows: far faster than gather."""
+    return t.reshape(-1, t.shape[-1]).index_select(0, rows)
+
+
+def _needs_grad(*tensors: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def _weighted_into_b(
+    x: torch.Tensor, size: torch.Tensor, m: Matching, weight: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[A[unm], B] of x * size with each leaving A row (times weight) added to its B partner; and the same sums
+    of size. Returns (batch, N - r, C) float32 (or wider) and (batch, N - r, 1) float32, before the division.
+
+    The values are those of gathering and scatter-adding x * size; without autograd the products are written
+    straight into one output buffer.
+    """
+    batch, n, _ = x.shape
+    num_unm, r = m.unm_idx.shape[1], m.r
+    unm_rows, src_rows = _a_rows(m.unm_idx, n), _a_rows(m.src_idx, n)
+    dst_rows = (num_unm + m.dst_idx + torch.arange(batch, device=x.device)[:, None] * (n - r)).flatten()
+    grad = _needs_grad(x, size)
+    sums = []
+    for t, s in ((x, size), (size, None)):
+        width = t.shape[-1]
+        unm, b, src = _take(t, unm_rows).view(batch, num_unm, width), t[:, 1::2], _take(t, src_rows)
+        if s is None:
+            out = torch.cat([unm, b], dim=1)
+        else:
+            unm_size, b_size = _take(s, unm_rows).view(batch, num_unm, 1), s[:, 1::2]
+            src = src * _take(s, src_rows)
+            if grad:
+                out = torch.cat([unm * unm_size, b * b_size], dim=1)
+            else:
+                out = torch.empty(batch, n - r, width, device=x.device, dtype=torch.promote_types(t.dtype, s.dtype))
+                torch.mul(unm, unm_size, out=out[:, :num_unm])
+                torch.mul(b, b_size, out=out[:, num_unm:])
+        if weight is not None:
+            src = src * weight.reshape(-1, 1)
+        sums.append(out.view(-1, width).index_add_(0, dst_rows, src).view(batch, n - r, width))
+    return sums[0], sums[1]
 
 
 def _keep(t: torch.Tensor, m: Matching) -> torch.Tensor:
     """Remove the leaving A rows; every other row is returned untouched."""
-    a, b = t[:, ::2], t[:, 1::2]
-    return torch.cat([a.gather(1, _expand(m.unm_idx, t.shape[-1])), b], dim=1)
+    batch, n, c = t.shape
+    num_unm = m.unm_idx.shape[1]
+    out = torch.empty(batch, num_unm + n // 2, c, device=t.device, dtype=t.dtype)
+    out[:, :num_unm] = _take(t, _a_rows(m.unm_idx, n)).view(batch, num_unm, c)
+    out[:, num_unm:] = t[:, 1::2]
+    return out
 
 
 def merge(
@@ -46,9 +84,9 @@ def merge(
         size = torch.ones(*x.shape[:2], 1, device=x.device, dtype=torch.float32)
     weight = None if merge_edge is None else merge_edge.to(size.dtype)
     # Sums in float32 (size is float32) so bfloat16 models average exactly as float32 ones would.
-    total = _sum_into_b(x * size, m, weight)
-    size = _sum_into_b(size, m, weight)
-    return (total / size).to(x.dtype), size
+    total, new_size = _weighted_into_b(x, size, m, weight)
+    total = total / new_size if _needs_grad(x, size) else total.div_(new_size)
+    return total.to(x.dtype), new_size
 
 
 def drop(x: torch.Tensor, size: torch.Tensor | None, m: Matching) -> tuple[torch.Tensor, torch.Tensor | None]:

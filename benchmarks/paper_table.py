@@ -1,0 +1,203 @@
+"""Regenerate the speedup table of docs/BENCHMARKS.md: the paper's settings, measured A/B on this machine.
+
+    .venv/bin/python benchmarks/paper_table.py                      # everything (about 2 h on 2 CPU cores)
+    .venv/bin/python benchmarks/paper_table.py --resume             # continue an interrupted run
+    .venv/bin/python benchmarks/paper_table.py --render-only        # markdown again from the saved results
+    .venv/bin/python benchmarks/paper_table.py --models videomae-b --batch-sizes 1 --attn sdpa   # a part
+
+Cells: ViViT-B r=300, VideoMAE-B r=150, TimeSformer-B r=18 per frame; constant / decreasing / increasing; each
+batch size; attention through SDPA (vtome's default) and explicit matmul + softmax (the paper's code), both the
+unpatched baseline and the patched model computing it the same way; plus the r=0 overhead check. Every result is
+appended to results/paper_table.jsonl as it is measured; the markdown goes to results/paper_table.md and, with
+--update-docs, between the paper_table markers of docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SETTINGS = {"vivit-b": 300, "videomae-b": 150, "timesformer-b": 18}
+SCHEDULES = ("constant", "decreasing", "increasing")
+# Paper Table 1 (constant), supp. Table 2 (decreasing) and Table 3 (increasing), merge rows.
+PAPER = {
+    "vivit-b": {"constant": 2.46, "decreasing": 4.14, "increasing": 1.55},
+    "videomae-b": {"constant": 2.55, "decreasing": 3.98, "increasing": 1.67},
+    "timesformer-b": {"constant": 2.04, "decreasing": 3.06, "increasing": 1.39},
+}
+NAMES = {"vivit-b": "ViViT-B", "videomae-b": "VideoMAE-B", "timesformer-b": "TimeSformer-B"}
+START, END = "<!-- paper_table:start -->", "<!-- paper_table:end -->"
+
+
+def key(res: dict) -> tuple:
+    return res["model"], res["r"], res["schedule"], res["batch_size"], res["attn_impl"]
+
+
+def load(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def measure(args: argparse.Namespace, path: Path) -> None:
+    from vtome.bench import BenchConfig, compare, prepare
+
+    done = {key(res) for res in load(path)} if args.resume else set()
+    if not args.resume and path.exists():
+        path.unlink()
+    cells = [(m, b, a) for a in args.attn for b in args.batch_sizes for m in args.models]
+    for model_name, batch, attn in cells:
+        r = SETTINGS[model_name]
+        todo = [(s, r) for s in SCHEDULES] + ([("constant", 0)] if args.overhead else [])
+        todo = [(s, rr) for s, rr in todo if (model_name, rr, s, batch, attn) not in done]
+        if not todo:
+            continue
+        config = BenchConfig(model=model_name, batch_size=batch, runs=args.runs, warmup=args.warmup,
+                             threads=args.threads, attn_impl=attn)
+        model, x = prepare(config)
+        for schedule, rr in todo:
+            config.schedule, config.r = schedule, rr
+            start = time.time()
+            res = {"model": model_name, **compare(model, x, config)}
+            res["wall_s"] = time.time() - start
+            with path.open("a") as handle:
+                handle.write(json.dumps(res) + "\n")
+            print(f"{model_name:14s} r={rr:<3} {schedule:10s} b={batch} {attn:5s}: speedup {res['speedup']:.2f} "
+                  f"(FLOP-ideal {res['flop_speedup']:.2f}), merge {100 * res['merge_share']:.1f}%, "
+                  f"{res['wall_s']:.0f} s", flush=True)
+        del model, x
+        gc.collect()
+
+
+def flop_table() -> str:
+    """The FLOP-ideal speedups of the paper's settings (machine-independent: token counts and analytic FLOPs)."""
+    import torch
+
+    from vtome.flops import arch, flop_speedup, model_flops, planned_tokens, unmerged_tokens
+    from vtome.models import load_model
+    from vtome.schedule import layer_r
+
+    out = ["| model | r | schedule | tokens per layer (per frame for TimeSformer) | GFLOPs/clip | FLOP-ideal pass "
+           "| FLOP-ideal layers | paper |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in SETTINGS.items():
+        with torch.device("meta"):
+            model = load_model(name)
+        a = arch(model)
+        base = model_flops(model, unmerged_tokens(a)).gflops
+        mergeable = unmerged_tokens(a)[0] - (0 if a.divided else a.prefix)
+        for schedule in SCHEDULES:
+            tokens = planned_tokens(a, layer_r(r, schedule, a.layers, mergeable))
+            out.append(f"| {NAMES[name]} | {r} | {schedule} | {' '.join(map(str, tokens))} "
+                       f"| {base:.0f} -> {model_flops(model, tokens).gflops:.0f} | {flop_speedup(model, tokens):.2f} "
+                       f"| {flop_speedup(model, tokens, layers_only=True):.2f} | {PAPER[name][schedule]:.2f} |")
+    return "\n".join(out) + "\n"
+
+
+def _yes(value: float, target: float) -> str:
+    return "yes" if value >= target else "**no**"
+
+
+def render(results: list[dict]) -> str:
+    """Markdown tables: the paper cells per attention implementation, then the r = 0 overhead.
+
+    Speedups are given twice: wall clock (what a user sees; on a quiet machine the number that counts) and CPU
+    time of the process (all threads; on a machine shared with other jobs far less disturbed by them).
+    """
+    by_key = {key(res): res for res in results}
+    out = []
+    first = results[0] if results else {}
+    out.append(f"Measured {first.get('date', '?')} on {first.get('machine', '?')}, torch {first.get('torch', '?')}, "
+               f"{first.get('threads_used', '?')} thread(s), float32, {first.get('runs', '?')} timed A/B pairs after "
+               f"{first.get('warmup', '?')} warm-up pass(es) per cell; speedup = median of the per-pair ratios. "
+               "A = unpatched, B = patched.\n")
+    for attn in ("sdpa", "eager"):
+        rows = [res for res in results if res["attn_impl"] == attn and res["r"] != 0]
+        if not rows:
+            continue
+        title = "SDPA attention (vtome's default; the baseline also SDPA)" if attn == "sdpa" else \
+            "Explicit matmul + softmax (`attn_impl=\"eager\"`, as the paper's code; the baseline also eager)"
+        out.append(f"\n#### {title}\n")
+        head = ("| model | r | schedule | batch | tokens out | GFLOPs/clip A -> B | FLOP-ideal pass / layers | paper "
+                "| **speedup wall** | speedup CPU | efficiency wall / CPU | >= 0.9 ideal wall / CPU | >= paper "
+                "wall / CPU | merge share | latency s A / B | frames/s A / B |")
+        if attn == "eager":
+            head += " B: eager / SDPA time |"
+        out.append(head)
+        out.append("|" + "---|" * (head.count("|") - 1))
+        for res in sorted(rows, key=lambda r: (list(SETTINGS).index(r["model"]), r["batch_size"],
+                                               SCHEDULES.index(r["schedule"]))):
+            paper = PAPER[res["model"]][res["schedule"]]
+            ideal, wall, cpu = res["flop_speedup"], res["speedup"], res["cpu_speedup"]
+            r_text = f"{res['r']}x{res['frames_per_clip']}" if res["model"] == "timesformer-b" else str(res["r"])
+            reach = "n/a (paper > ideal)" if paper > ideal else f"{_yes(wall, paper)} / {_yes(cpu, paper)}"
+            line = (f"| {NAMES[res['model']]} | {r_text} | {res['schedule']} | {res['batch_size']} "
+                    f"| {res['tokens'][-1]} | {res['gflops_baseline']:.0f} -> {res['gflops_patched']:.0f} "
+                    f"| {ideal:.2f} / {res['flop_speedup_layers']:.2f} | {paper:.2f} | **{wall:.2f}** | {cpu:.2f} "
+                    f"| {wall / ideal:.2f} / {cpu / ideal:.2f} | {_yes(wall, 0.9 * ideal)} / {_yes(cpu, 0.9 * ideal)} "
+                    f"| {reach} | {100 * res['merge_share']:.1f}% "
+                    f"| {res['baseline_s']:.2f} / {res['patched_s']:.2f} "
+                    f"| {res['baseline_frames_per_s']:.2f} / {res['patched_frames_per_s']:.2f} |")
+            if attn == "eager":
+                sdpa = by_key.get((res["model"], res["r"], res["schedule"], res["batch_size"], "sdpa"))
+                line += f" {res['patched_s'] / sdpa['patched_s']:.2f}x |" if sdpa else " |"
+            out.append(line)
+    zero = [res for res in results if res["r"] == 0]
+    if zero:
+        out.append("\n#### Patched with r = 0 against unpatched (target: within 2%)\n")
+        out.append("| model | batch | attention | latency s A / B | B / A wall | CPU s A / B | B / A CPU | within 2% "
+                   "wall / CPU |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        for res in sorted(zero, key=lambda r: (r["attn_impl"] != "sdpa", r["batch_size"],
+                                               list(SETTINGS).index(r["model"]))):
+            wall, cpu = 1 / res["speedup"], 1 / res["cpu_speedup"]
+            ok = " / ".join("yes" if v <= 1.02 else "**no**" for v in (wall, cpu))
+            out.append(f"| {NAMES[res['model']]} | {res['batch_size']} | {res['attn_impl']} "
+                       f"| {res['baseline_s']:.2f} / {res['patched_s']:.2f} | {wall:.3f} "
+                       f"| {res['baseline_cpu_s']:.2f} / {res['patched_cpu_s']:.2f} | {cpu:.3f} | {ok} |")
+    return "\n".join(out) + "\n"
+
+
+def update_docs(doc: Path, table: str) -> None:
+    text = doc.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{doc} has no {START} ... {END} section to replace")
+    head, rest = text.split(START, 1)
+    doc.write_text(head + START + "\n" + table + END + rest.split(END, 1)[1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 4])
+    parser.add_argument("--attn", nargs="+", default=["sdpa", "eager"], choices=["sdpa", "eager"])
+    parser.add_argument("--runs", type=int, default=3, help="timed A/B pairs per cell")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-overhead", dest="overhead", action="store_false", help="skip the r=0 cells")
+    parser.add_argument("--out-dir", type=Path, default=HERE / "results")
+    parser.add_argument("--resume", action="store_true", help="keep the results already saved, measure the rest")
+    parser.add_argument("--render-only", action="store_true")
+    parser.add_argument("--update-docs", type=Path, nargs="?", const=HERE.parent / "docs" / "BENCHMARKS.md")
+    args = parser.parse_args(argv)
+
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    path = args.out_dir / "paper_table.jsonl"
+    start = time.time()
+    if not args.render_only:
+        measure(args, path)
+    table = ("#### FLOP-ideal speedups of the paper's settings (analytic, 2 FLOPs per multiply-add)\n\n"
+             + flop_table() + "\n#### Measured\n\n" + render(load(path)))
+    (args.out_dir / "paper_table.md").write_text(table)
+    if args.update_docs:
+        update_docs(args.update_docs, table)
+    print(table)
+    print(f"total {time.time() - start:.0f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""`vtome sweep`: speedup against r, from 0 to the limit, for the three schedules (paper supp. Fig. 9).
+
+    vtome sweep --model vivit-b --model videomae-b --out sweep/          # FLOP-ideal only: instant
+    vtome sweep --bench --model videomae-b --steps 11 --out sweep/      # measured, A/B at every point
+
+r is swept as a fraction of the initial tokens merged per layer (0 to --max-fraction); the decreasing schedule
+starts at twice that, the increasing one ends there, both clamped to half the tokens as in every layer.
+Writes sweep.csv (one row per model, schedule and r) and sweep.png.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from vtome.bench import ATTN_IMPLS, BenchConfig, compare, prepare
+from vtome.flops import arch, flop_speedup, model_flops, planned_tokens, unmerged_tokens
+from vtome.models import load_model
+from vtome.schedule import SCHEDULES, layer_r
+
+COLUMNS = (
+    "model", "schedule", "mode", "r", "percent", "batch_size", "attn_impl", "tokens", "gflops", "flop_speedup",
+    "flop_speedup_layers", "baseline_s", "patched_s", "speedup", "efficiency", "baseline_frames_per_s",
+    "patched_frames_per_s", "merge_share",
+)
+STYLES = {"constant": "-", "decreasing": "--", "increasing": ":"}
+
+
+def fractions(steps: int, max_fraction: float) -> list[float]:
+    """steps values from 0 to max_fraction, rounded to 4 digits (0 is the shared unmerged point)."""
+    if steps < 2 or not 0 < max_fraction <= 0.5:
+        raise ValueError("need --steps >= 2 and 0 < --max-fraction <= 0.5")
+    return [round(max_fraction * i / (steps - 1), 4) for i in range(steps)]
+
+
+def ideal_row(model, name: str, schedule: str, r: float) -> dict:
+    """The FLOP-ideal point of a model for r (a fraction) under a schedule, without running the model."""
+    a = arch(model)
+    mergeable = unmerged_tokens(a)[0] - (0 if a.divided else a.prefix)
+    tokens = planned_tokens(a, layer_r(r or 0, schedule, a.layers, mergeable))
+    return {
+        "model": name, "schedule": schedule, "mode": "merge", "r": r, "percent": 100 * r, "tokens": tokens,
+        "gflops": model_flops(model, tokens).gflops, "flop_speedup": flop_speedup(model, tokens),
+        "flop_speedup_layers": flop_speedup(model, tokens, layers_only=True),
+    }
+
+
+def plot(rows: list[dict], path: Path) -> Path:
+    """Frames/s (measured, when there is any) and speedup against the % of tokens merged per layer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = any(row.get("speedup") is not None for row in rows)
+    fig, axes = plt.subplots(1, 2 if measured else 1, figsize=(12 if measured else 6.5, 4.5), squeeze=False)
+    lines = {}
+    for row in rows:
+        lines.setdefault((row["model"], row["schedule"]), []).append(row)
+    colors = {model: f"C{i}" for i, model in enumerate(dict.fromkeys(row["model"] for row in rows))}
+    speed_ax = axes[0, -1]
+    for (model, schedule), points in lines.items():
+        x = [p["percent"] for p in points]
+        style = dict(color=colors[model], linestyle=STYLES.get(schedule, "-."))
+        if measured:
+            axes[0, 0].plot(x, [p["patched_frames_per_s"] for p in points], marker="o", ms=3,
+                            label=f"{model} {schedule}", **style)
+            speed_ax.plot(x, [p["speedup"] for p in points], marker="o", ms=3, label=f"{model} {schedule}", **style)
+            speed_ax.plot(x, [p["flop_speedup"] for p in points], lw=0.8, alpha=0.5, **style)
+        else:
+            speed_ax.plot(x, [p["flop_speedup"] for p in points], label=f"{model} {schedule}", **style)
+    if measured:
+        axes[0, 0].set(xlabel="% of initial tokens merged per layer", ylabel="frames / s (measured)",
+                       title="Throughput")
+        axes[0, 0].legend(fontsize=7)
+    speed_ax.set(xlabel="% of initial tokens merged per layer", ylabel="speedup (x)",
+                 title="Speedup (thin: FLOP-ideal)" if measured else "FLOP-ideal speedup")
+    speed_ax.legend(fontsize=7)
+    for ax in axes[0]:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_csv(rows: list[dict], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "tokens": json.dumps(row["tokens"])})
+    return path
+
+
+def sweep_command(
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model(s): preset, directory or HF id "
+                                                                         "(default vivit-b).")] = None,
+    bench: Annotated[bool, typer.Option("--bench", help="Measure the speedup (A/B at every point).")] = False,
+    schedules: Annotated[str, typer.Option(help="Comma-separated schedules.")] = ",".join(SCHEDULES),
+    steps: Annotated[int, typer.Option(help="Values of r from 0 to --max-fraction.")] = 11,
+    max_fraction: Annotated[float, typer.Option(help="Largest r, a fraction of the initial tokens (<= 0.5).")] = 0.5,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 1,
+    runs: Annotated[int, typer.Option(help="Timed pairs per point (--bench).")] = 1,
+    warmup: Annotated[int, typer.Option(help="Untimed passes of each variant before the first point.")] = 1,
+    threads: Annotated[int | None, typer.Option(help="torch.set_num_threads.")] = None,
+    dtype: Annotated[str, typer.Option()] = "float32",
+    device: Annotated[str, typer.Option()] = "cpu",
+    attn_impl: Annotated[str, typer.Option(help=" | ".join(ATTN_IMPLS))] = "sdpa",
+    out: Annotated[Path, typer.Option(help="Directory for sweep.csv and sweep.png.")] = Path("sweep"),
+) -> None:
+    """Speedup for r from 0 to its limit under each schedule: CSV and plot (FLOP-ideal; measured with --bench)."""
+    console = Console()
+    model = model or ["vivit-b"]
+    names = [s.strip() for s in schedules.split(",") if s.strip()]
+    bad = [s for s in names if s not in SCHEDULES]
+    if bad:
+        raise typer.BadParameter(f"unknown schedule(s) {bad}; use {', '.join(SCHEDULES)}")
+    try:
+        values = fractions(steps, max_fraction)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    rows: list[dict] = []
+    total = len(model) * (1 + (len(values) - 1) * len(names))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("sweep", total=total)
+        for name in model:
+            config = BenchConfig(model=name, batch_size=batch_size, runs=runs, warmup=warmup, threads=threads,
+                                 dtype=dtype, device=device, attn_impl=attn_impl)
+            net, x = prepare(config) if bench else (load_model(name), None)
+            for i, r in enumerate(values):
+                for schedule in names if r else names[:1]:
+                    progress.update(task, description=f"{name} {schedule} r={r}")
+                    row = ideal_row(net, name, schedule, r)
+                    if bench:
+                        config.r, config.schedule, config.warmup = r, schedule, warmup if i == 0 else 0
+                        result = compare(net, x, config)
+                        row.update({k: result[k] for k in COLUMNS if k in result and k not in ("r", "model")})
+                        row["gflops"] = result["gflops_patched"]
+                    rows.append(row)
+                    if not r:  # the unmerged point, measured once, starts every schedule's line
+                        rows.extend({**row, "schedule": s} for s in names[1:])
+                    progress.advance(task)
+    csv_path, png_path = write_csv(rows, out / "sweep.csv"), plot(rows, out / "sweep.png")
+    console.print(f"{len(rows)} rows; wrote {csv_path} and {png_path}")

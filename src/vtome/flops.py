@@ -1,0 +1,207 @@
+"""Analytic FLOPs of a (patched or unpatched) model from its per-layer token counts.
+
+    tokens = vtome.info(model)["tokens"]          # after a forward pass of the patched model
+    model_flops(model, tokens).total              # FLOPs per clip
+    flop_speedup(model, tokens)                   # FLOPs unmerged / FLOPs merged: the ideal speedup
+
+FLOPs count 2 per multiply-add (torch.utils.flop_counter's convention; fvcore and most papers quote
+multiply-adds, half these numbers). Counted, as torch's counter does: linear layers, the patch-embedding
+convolution, the two attention matmuls (QK^T and AV) and the matching's similarity matmul. Not counted:
+softmax, norms, activations, additions, gathers and scatters.
+
+Joint space-time (ViViT, VideoMAE, timm ViT), layer i with n tokens in and n' out (merging sits between the
+attention and the MLP):  qkv + proj 8 n D^2,  attention 4 n^2 D,  matching 2 ceil(n/2) floor(n/2) c,
+MLP 4 n' D M.
+Divided space-time (TimeSformer), s tokens per frame in, s' out, T frames, one class token:
+temporal attention over frames (s sequences of T: qkv + proj + temporal_dense 10 s T D^2, attention 4 s T^2 D),
+spatial attention per frame with the class token (T sequences of s + 1: 8 T (s+1) D^2 + 4 T (s+1)^2 D),
+matching per frame 2 T ceil(s/2) floor(s/2) c, MLP on the class token and every patch 4 (1 + s' T) D M.
+c is the matching metric's width (head_dim for keys averaged over heads, D for heads concatenated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Arch:
+    """What the FLOP count needs to know about a model."""
+
+    family: str  # "vivit" | "videomae" | "timesformer" | "timm-vit"
+    divided: bool  # divided space-time (TimeSformer): tokens are counted per frame, without the class token
+    layers: int
+    dim: int  # D
+    mlp_dim: int  # M
+    heads: int
+    frames: int  # T of a divided model (1 otherwise)
+    prefix: int  # class tokens in the sequence (joint) or beside the frames (divided)
+    patches: int  # input patches per clip (per frame x frames for divided models)
+    embed_flops: int  # patch embedding, per clip
+    head_flops: int  # linears applied once per clip after the encoder (classifier, pooler)
+
+
+@dataclass(frozen=True)
+class FlopCount:
+    """FLOPs of one clip: embedding, each layer, head, and the matching (included in the layers)."""
+
+    embed: int
+    layers: list[int]
+    head: int
+    matching: int
+
+    @property
+    def total(self) -> int:
+        return self.embed + sum(self.layers) + self.head
+
+    @property
+    def gflops(self) -> float:
+        return self.total / 1e9
+
+
+def _first_conv(model: nn.Module) -> nn.Module:
+    return next(m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Conv3d))
+
+
+def _outer_linear_flops(model: nn.Module, layers: nn.Module) -> int:
+    """2 * in * out for every linear outside the encoder layers (each runs once per clip)."""
+    inside = {id(m) for m in layers.modules()}
+    return sum(2 * m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear)
+               and id(m) not in inside)
+
+
+def arch(model: nn.Module) -> Arch:
+    """Describe a supported model (HF ViViT / VideoMAE / TimeSformer, timm ViT), patched or not."""
+    from vtome.patch.core import find_family
+
+    family = find_family(model).name
+    if family == "timm-vit":
+        blocks = model.blocks
+        patches = model.patch_embed.num_patches
+        return Arch(
+            family, False, len(blocks), model.embed_dim, blocks[0].mlp.fc1.out_features, blocks[0].attn.num_heads,
+            1, model.num_prefix_tokens, patches, 2 * patches * _first_conv(model).weight.numel(),
+            _outer_linear_flops(model, blocks),
+        )
+    base = getattr(model, family, model)
+    config = base.config
+    if family == "vivit":
+        layers, prefix, frames = base.layers, 1, 1
+        patches = base.embeddings.patch_embeddings.num_patches
+    elif family == "videomae":
+        layers, prefix, frames = base.encoder.layer, 0, 1
+        patches = base.embeddings.num_patches
+    else:
+        layers, prefix, frames = base.encoder.layer, 1, config.num_frames
+        patches = base.embeddings.patch_embeddings.num_patches * frames
+    return Arch(
+        family, family == "timesformer", len(layers), config.hidden_size, config.intermediate_size,
+        config.num_attention_heads, frames, prefix, patches, 2 * patches * _first_conv(model).weight.numel(),
+        _outer_linear_flops(model, layers),
+    )
+
+
+def unmerged_tokens(a: Arch) -> list[int]:
+    """Tokens entering layer 1 and after each layer without merging (vtome.info's convention)."""
+    n = a.patches // a.frames if a.divided else a.patches + a.prefix
+    return [n] * (a.layers + 1)
+
+
+def matching_flops(n: int, metric_dim: int) -> int:
+    """The similarity matmul of one sequence of n tokens: (ceil(n/2), c) @ (c, floor(n/2))."""
+    return 2 * ((n + 1) // 2) * (n // 2) * metric_dim
+
+
+def joint_layer_flops(a: Arch, n_in: int, n_out: int, metric_dim: int | None) -> tuple[int, int]:
+    """(layer FLOPs, of which matching) of one joint space-time layer; metric_dim None: no matmul matching."""
+    d, m = a.dim, a.mlp_dim
+    match = matching_flops(n_in, metric_dim) if metric_dim and n_out < n_in else 0
+    return 8 * n_in * d * d + 4 * n_in * n_in * d + match + 4 * n_out * d * m, match
+
+
+def divided_layer_flops(a: Arch, s_in: int, s_out: int, metric_dim: int | None) -> tuple[int, int]:
+    """(layer FLOPs, of which matching) of one divided space-time layer (s tokens per frame, no class token)."""
+    d, m, t, p = a.dim, a.mlp_dim, a.frames, a.prefix
+    temporal = 10 * s_in * t * d * d + 4 * s_in * t * t * d
+    spatial = t * (8 * (s_in + p) * d * d + 4 * (s_in + p) ** 2 * d)
+    match = t * matching_flops(s_in, metric_dim) if metric_dim and s_out < s_in else 0
+    return temporal + spatial + match + 4 * (p + s_out * t) * d * m, match
+
+
+def _metric_dim(model: nn.Module, a: Arch) -> int | None:
+    """Width of the matching metric of a patched model (None for random modes, which use no matmul)."""
+    state = getattr(model, "_vtome", None)
+    settings = getattr(state, "settings", None)
+    if settings is None:
+        return a.dim // a.heads
+    if settings.random:
+        return None
+    return a.dim if settings.head_aggregation == "concat" else a.dim // a.heads
+
+
+def model_flops(model: nn.Module, tokens: list[int] | None = None) -> FlopCount:
+    """FLOPs per clip for the given per-layer token counts (L + 1 values, as `vtome.info(model)["tokens"]`).
+
+    tokens None: the counts of the patched model's last forward pass, or the unmerged counts.
+    """
+    a = arch(model)
+    if tokens is None:
+        state = getattr(model, "_vtome", None)
+        tokens = list(state.tokens) if state is not None and state.tokens else unmerged_tokens(a)
+    if len(tokens) != a.layers + 1:
+        raise ValueError(f"tokens must hold {a.layers + 1} counts (input, then after each layer); got {len(tokens)}")
+    layer = divided_layer_flops if a.divided else joint_layer_flops
+    metric_dim = _metric_dim(model, a)
+    counts = [layer(a, n_in, n_out, metric_dim) for n_in, n_out in zip(tokens[:-1], tokens[1:], strict=True)]
+    return FlopCount(a.embed_flops, [c[0] for c in counts], a.head_flops, sum(c[1] for c in counts))
+
+
+def flop_speedup(model: nn.Module, tokens: list[int] | None = None, layers_only: bool = False) -> float:
+    """The ideal speedup: FLOPs without merging / FLOPs with these token counts.
+
+    layers_only: count only the encoder layers without the matching (the convention of the FLOP-ideal numbers
+    in DESIGN.md); by default the whole forward pass, matching included, which is what a timing can reach.
+    """
+    base, merged = model_flops(model, unmerged_tokens(arch(model))), model_flops(model, tokens)
+    if layers_only:
+        return sum(base.layers) / (sum(merged.layers) - merged.matching)
+    return base.total / merged.total
+
+
+def _cpu_flash_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
+    """(batch, heads, n, d) q, k, v: QK^T and AV, as torch counts its GPU attention kernels."""
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def counted_flops(model: nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of model(x) as torch.utils.flop_counter counts them (the whole batch).
+
+    torch's counter does not know the CPU flash-attention kernel; it is added here with the formula torch uses
+    for its GPU kernels.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    aten = torch.ops.aten
+    extra = {}
+    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
+        extra[aten._scaled_dot_product_flash_attention_for_cpu] = _cpu_flash_flops
+    counter = FlopCounterMode(display=False, custom_mapping=extra)
+    with counter, torch.inference_mode():
+        model(x)
+    return counter.get_total_flops()
+
+
+def planned_tokens(a: Arch, r_per_layer: list[int]) -> list[int]:
+    """Token counts a forward pass will have for r per layer (clamped to half the mergeable tokens), without
+    running the model. Same convention as `vtome.info(model)["tokens"]`."""
+    protected = 0 if a.divided else a.prefix
+    tokens = unmerged_tokens(a)[:1]
+    for r in r_per_layer:
+        n = tokens[-1]
+        tokens.append(n - min(r, (n - protected) // 2))
+    return tokens

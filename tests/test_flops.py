@@ -1,0 +1,134 @@
+"""Analytic FLOPs: hand-computed counts, agreement with torch.utils.flop_counter, the ideal speedup."""
+
+import pytest
+import torch
+
+import vtome
+from vtome.flops import (
+    arch,
+    counted_flops,
+    divided_layer_flops,
+    flop_speedup,
+    joint_layer_flops,
+    model_flops,
+    planned_tokens,
+    unmerged_tokens,
+)
+from vtome.models import load_model, random_input
+from vtome.schedule import layer_r
+
+TINY = ["vivit-tiny", "videomae-tiny", "timesformer-tiny", "vit-tiny"]
+R = {"vivit-tiny": 30, "videomae-tiny": 30, "timesformer-tiny": 6, "vit-tiny": 6}
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    return {name: load_model(name) for name in TINY}
+
+
+def test_vivit_tiny_by_hand(models):
+    # vivit-tiny: D=64, M=128, 4 layers, 4x8x8 = 256 patches + class token, tubelet 2x8x8 over 3 channels, 10 labels.
+    layer = 8 * 257 * 64 * 64 + 4 * 257 * 257 * 64 + 4 * 257 * 64 * 128  # qkv+proj, QK^T and AV, MLP
+    embed = 2 * 256 * 64 * (3 * 2 * 8 * 8)
+    head = 2 * 64 * 10
+    count = model_flops(models["vivit-tiny"])
+    assert layer == 33_751_296
+    assert count.layers == [layer] * 4 and count.embed == embed and count.head == head and count.matching == 0
+    assert count.total == 147_589_376
+
+
+def test_merged_layer_by_hand(models):
+    a = arch(models["vivit-tiny"])
+    # 257 tokens in, 227 out: attention at 257, matching of 129 A x 128 B keys of head_dim 16, MLP at 227.
+    total, match = joint_layer_flops(a, 257, 227, 16)
+    assert match == 2 * 129 * 128 * 16
+    assert total == 8 * 257 * 64 * 64 + 4 * 257 * 257 * 64 + match + 4 * 227 * 64 * 128
+    assert joint_layer_flops(a, 257, 257, 16) == (joint_layer_flops(a, 257, 227, 16)[0] - match
+                                                   + 4 * 30 * 64 * 128, 0)
+
+
+def test_divided_layer_by_hand(models):
+    a = arch(models["timesformer-tiny"])  # 4 frames of 8x8 = 64 patches, D=64, M=128, one class token
+    assert (a.divided, a.frames, a.prefix) == (True, 4, 1)
+    temporal = 64 * 4 * (2 * 64 * 3 * 64 + 2 * 64 * 64 + 2 * 64 * 64) + 64 * (4 * 4 * 64) * 4
+    spatial = 4 * (65 * (2 * 64 * 3 * 64 + 2 * 64 * 64) + 2 * 65 * 65 * 64 * 2)
+    match = 4 * 2 * 32 * 32 * 16
+    mlp = (1 + 4 * 59) * 2 * 64 * 128 * 2
+    assert divided_layer_flops(a, 64, 59, 16) == (temporal + spatial + match + mlp, match)
+
+
+@pytest.mark.parametrize("name", TINY)
+@pytest.mark.parametrize("attn_impl", ["sdpa", "eager"])
+def test_agrees_with_torch_flop_counter(models, name, attn_impl):
+    model = models[name]
+    x = random_input(model, batch_size=2)
+    assert counted_flops(model, x) == 2 * model_flops(model).total
+    vtome.patch(model, r=R[name], schedule="decreasing", attn_impl=attn_impl)
+    try:
+        counted = counted_flops(model, x)
+        tokens = vtome.info(model)["tokens"]
+        assert tokens[-1] < tokens[0]
+        assert counted == 2 * model_flops(model, tokens).total
+        assert model_flops(model, tokens).matching > 0
+    finally:
+        vtome.unpatch(model)
+
+
+def test_random_modes_count_no_matching_matmul(models):
+    model = models["vivit-tiny"]
+    vtome.patch(model, r=30, mode="random_merge")
+    try:
+        counted = counted_flops(model, random_input(model))
+        assert model_flops(model).matching == 0
+        assert counted == model_flops(model).total
+    finally:
+        vtome.unpatch(model)
+
+
+@pytest.mark.parametrize("name", TINY)
+@pytest.mark.parametrize("schedule", ["constant", "decreasing", "increasing"])
+def test_planned_tokens_match_a_forward_pass(models, name, schedule):
+    model = models[name]
+    a = arch(model)
+    vtome.patch(model, r=R[name] * 2, schedule=schedule)  # large enough to hit the clamp
+    try:
+        with torch.inference_mode():
+            model(random_input(model))
+        info = vtome.info(model)
+        assert planned_tokens(a, info["r"]) == info["tokens"]
+    finally:
+        vtome.unpatch(model)
+
+
+def test_no_merging_is_ideal_speedup_one(models):
+    model = models["videomae-tiny"]
+    a = arch(model)
+    assert flop_speedup(model) == 1.0
+    vtome.patch(model, r=0)
+    try:
+        with torch.inference_mode():
+            model(random_input(model))
+        assert vtome.info(model)["tokens"] == unmerged_tokens(a)
+        assert flop_speedup(model) == 1.0 and flop_speedup(model, layers_only=True) == 1.0
+    finally:
+        vtome.unpatch(model)
+    assert flop_speedup(model, planned_tokens(a, [10, 10, 10, 10])) > 1.0
+
+
+def test_wrong_token_list_is_refused(models):
+    with pytest.raises(ValueError, match="5 counts"):
+        model_flops(models["vivit-tiny"], [257, 200])
+
+
+def test_paper_settings_reach_the_design_numbers():
+    # DESIGN.md: the FLOP-ideal speedups of the paper's constant settings are 2.56 / 2.47 / 2.18 (encoder layers).
+    expected = {("vivit-b", 300): 2.56, ("videomae-b", 150): 2.47, ("timesformer-b", 18): 2.18}
+    with torch.device("meta"):
+        for (name, r), ideal in expected.items():
+            model = load_model(name)
+            a = arch(model)
+            mergeable = unmerged_tokens(a)[0] - (0 if a.divided else a.prefix)
+            tokens = planned_tokens(a, layer_r(r, "constant", a.layers, mergeable))
+            assert flop_speedup(model, tokens, layers_only=True) == pytest.approx(ideal, abs=0.005)
+            assert 1 < flop_speedup(model, tokens) < ideal  # the whole pass: embedding and matching included
