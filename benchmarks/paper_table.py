@@ -1,6 +1,6 @@
 """Regenerate the speedup table of docs/BENCHMARKS.md: the paper's settings, measured A/B on this machine.
 
-    .venv/bin/python benchmarks/paper_table.py                      # everything (about 2 h on 2 CPU cores)
+    .venv/bin/python benchmarks/paper_table.py                      # everything (~1 h 45 min on 2 quiet cores)
     .venv/bin/python benchmarks/paper_table.py --resume             # continue an interrupted run
     .venv/bin/python benchmarks/paper_table.py --render-only        # markdown again from the saved results
     .venv/bin/python benchmarks/paper_table.py --models videomae-b --batch-sizes 1 --attn sdpa   # a part
@@ -110,11 +110,12 @@ def render(results: list[dict]) -> str:
     """
     by_key = {key(res): res for res in results}
     out = []
-    first = results[0] if results else {}
-    out.append(f"Measured {first.get('date', '?')} on {first.get('machine', '?')}, torch {first.get('torch', '?')}, "
-               f"{first.get('threads_used', '?')} thread(s), float32, {first.get('runs', '?')} timed A/B pairs after "
-               f"{first.get('warmup', '?')} warm-up pass(es) per cell; speedup = median of the per-pair ratios. "
-               "A = unpatched, B = patched.\n")
+    def values(name: str) -> str:
+        return "/".join(map(str, sorted({res[name] for res in results}))) or "?"
+
+    out.append(f"Measured {values('date')} on {values('machine')}, torch {values('torch')}, {values('threads_used')} "
+               f"thread(s), {values('dtype')}, {values('runs')} timed A/B pairs after {values('warmup')} warm-up "
+               "pass(es) per cell; speedup = median of the per-pair ratios. A = unpatched, B = patched.\n")
     for attn in ("sdpa", "eager"):
         rows = [res for res in results if res["attn_impl"] == attn and res["r"] != 0]
         if not rows:

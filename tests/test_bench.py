@@ -102,8 +102,11 @@ def test_baseline_attention_computes_the_same_and_restores(name, attn_impl):
 
 
 def test_sweep_flops_only(tmp_path):
-    result = runner.invoke(app, ["sweep", "--model", "vivit-tiny", "--steps", "3", "--out", str(tmp_path)])
+    result = runner.invoke(app, ["sweep", "--model", "vivit-tiny", "--steps", "3", "--out", str(tmp_path),
+                                 "--json", str(tmp_path / "sweep.json")])
     assert result.exit_code == 0, result.output
+    written = json.loads((tmp_path / "sweep.json").read_text())
+    assert len(written["rows"]) == 9 and written["png"].endswith("sweep.png")
     rows = list(csv.DictReader((tmp_path / "sweep.csv").open()))
     assert len(rows) == 9  # r = 0, 0.25, 0.5 for three schedules
     assert {row["schedule"] for row in rows} == {"constant", "decreasing", "increasing"}

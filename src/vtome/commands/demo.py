@@ -1,43 +1,150 @@
-"""`vtome demo`: ViViT-B (its real architecture, random weights, no download) with and without merging."""
+"""`vtome demo`: the paper's Table 1 on the shipped offline testbed, then ViViT-B's speed at r=300.
+
+    vtome demo                 # 400 test clips per set, table + plot + pictures in demo_out/, ViViT-B line
+    vtome demo --quick         # a few clips and no ViViT-B: checks the whole code path in seconds
+
+Three tiny models trained on two synthetic video sets (see vtome.testbed) are evaluated unmerged and with every
+reduction at 15% of the input tokens per layer (the paper's 10% over 12 layers merges 60% of the tokens in all;
+15% over the testbed's 4 layers merges the same 60%); the accuracies and measured speedups print in the paper's
+Table 1 layout, followed by whether the paper's findings hold here.
+"""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
+from typing import Annotated
 
 import torch
 import typer
+from rich import box
 from rich.console import Console
+from rich.table import Table
 
 import vtome
 from vtome.models import load_model, random_input
+from vtome.testbed.evaluate import R
+from vtome.testbed.findings import Finding, check_findings
+from vtome.testbed.table import COLUMNS, DATASET_COLUMNS, cell, table_rows, to_markdown
+
+QUICK_CLIPS = 16
 
 
-def _seconds(model: torch.nn.Module, x: torch.Tensor) -> float:
+def _print_table(console: Console, rows: list[dict], clips: int) -> None:
+    table = Table(title=f"Testbed: top-1 (%) on {clips} test clips per set", box=box.SIMPLE_HEAD,
+                  caption="bold: the best reduction of a model on a set. Speedup: measured forward time; "
+                          "FLOPs: the ideal speedup of the token counts.")
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column in ("Model", "Reduction") else "right", no_wrap=True)
+    previous = None
+    for row in rows:
+        values = [cell(row, c, bold=("[bold]", "[/bold]")) for c in COLUMNS]
+        if row["Model"] == previous:
+            values[0] = ""
+        elif previous is not None:
+            table.add_section()
+        previous = row["Model"]
+        table.add_row(*values)
+    console.print(table)
+
+
+def _print_findings(console: Console, findings: list[Finding]) -> None:
+    console.print("[bold]The paper's findings on the testbed[/]")
+    for f in findings:
+        mark = "[green]holds[/]" if f.holds else "[red]does not hold[/]" if f.held == 0 else "[yellow]partly[/]"
+        ties = f", {f.tied} tied" if f.tied else ""
+        detail = f" ({f.detail})" if f.detail else ""
+        console.print(f"  {f.claim}: {mark}, {f.held}/{f.total}{ties}{detail}")
+
+
+def _big_model_line(name: str, r: int, runs: int) -> dict:
+    """Unpatched and patched forward of one random clip, alternating after one warm-up pass of each."""
+    from vtome.bench import time_pairs
+    from vtome.flops import flop_speedup
+
+    torch.manual_seed(0)
+    net = load_model(name)
+    x = random_input(net)
+    kwargs = dict(r=r, schedule="constant", mode="merge", threshold=None, seed=0, attn_impl="sdpa")
+    baseline, patched = time_pairs(net, x, kwargs, runs=runs, warmup=1, attn_impl="sdpa")
+    vtome.patch(net, r=r)
     with torch.inference_mode():
-        start = time.perf_counter()
-        model(x)
-        return time.perf_counter() - start
+        net(x)
+    tokens = vtome.info(net)["tokens"]
+    ideal = flop_speedup(net, tokens)
+    vtome.unpatch(net)
+    base, merged = (min(wall for wall, _cpu in runs) for runs in (baseline, patched))
+    return {"model": name, "shape": list(x.shape), "r": r, "tokens": tokens, "baseline_s": base, "patched_s": merged,
+            "speedup": base / merged, "flop_speedup": ideal}
 
 
 def demo(
-    model: str = typer.Option("vivit-b", help="Preset, local directory or HF id."),
-    r: float = typer.Option(300, help="Tokens merged per layer (a value below 1 is a fraction)."),
-    schedule: str = typer.Option("constant", help="constant | decreasing | increasing"),
+    clips: Annotated[int, typer.Option(help="Test clips per dataset (each clip is 100/clips % of accuracy).")] = 400,
+    quick: Annotated[bool, typer.Option("--quick", help=f"{QUICK_CLIPS} clips per set, no ViViT-B line: a "
+                                                         "fast check of the whole code path.")] = False,
+    out: Annotated[Path, typer.Option(help="Directory for the table, plot, pictures and results.json.")]
+    = Path("demo_out"),
+    r: Annotated[float, typer.Option(help="Tokens reduced per layer on the testbed, a fraction of the input "
+                                          "tokens (per frame for TimeSformer).")] = R,
+    batch_size: Annotated[int, typer.Option(help="Clips per forward pass.")] = 50,
+    speed_model: Annotated[str, typer.Option(help="Model of the closing speed line (preset, local dir, HF id); "
+                                                  "'none' to skip it.")] = "vivit-b",
+    speed_r: Annotated[int, typer.Option(help="r of the closing speed line (tokens per layer).")] = 300,
+    speed_runs: Annotated[int, typer.Option(help="Timed forward pairs of the closing speed line.")] = 1,
+    threads: Annotated[int, typer.Option(help="CPU threads for the testbed's tiny models (one is fastest: they gain "
+                                              "little from more, and lose much when the CPU is busy).")] = 1,
+    checkpoints: Annotated[Path | None, typer.Option(help="A directory of <model>-<dataset> checkpoints to use "
+                                                          "instead of the shipped ones.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON instead of the table.")] = False,
 ) -> None:
-    """Merge tokens in ViViT-B and print the tokens per layer and the speedup of one forward pass."""
-    console = Console()
+    """Show token merging at work on the offline testbed: accuracy and speedup of merge against drop, random
+    drop, random merge and hybrid (paper Table 1), plots and pictures in OUT, and ViViT-B's speedup at r=300."""
+    from transformers.utils import logging as hf_logging
+
+    from vtome.testbed.plot import plot_accuracy_speedup
+    from vtome.testbed.run import run_testbed, write_pictures
+
+    started = time.perf_counter()
+    console = Console(quiet=as_json)
+    clips = QUICK_CLIPS if quick else clips
+    hf_logging.disable_progress_bar()  # six "Loading weights" bars would hide the status line
     torch.manual_seed(0)
-    with console.status(f"building {model}"):
-        net = load_model(model)
-        x = random_input(net)
-    with console.status("unpatched forward (one warm-up, one timed)"):
-        _seconds(net, x)
-        baseline = _seconds(net, x)
-    vtome.patch(net, r=r if r < 1 else int(r), schedule=schedule)
-    with console.status(f"patched forward, r={r} {schedule}"):
-        _seconds(net, x)
-        patched = _seconds(net, x)
-    tokens = vtome.info(net)["tokens"]
-    console.print(f"[bold]{model}[/] input {tuple(x.shape)}, r={r}, schedule={schedule}")
-    console.print(f"tokens per layer: {' -> '.join(map(str, tokens))}")
-    console.print(f"unpatched {baseline:.2f} s, patched {patched:.2f} s: [bold green]{baseline / patched:.2f}x[/]")
+    default_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    with console.status("evaluating the testbed") as status:
+        try:
+            results = run_testbed(clips, r, batch_size, step=lambda text: status.update(f"evaluating {text}"),
+                                  root=checkpoints)
+        except FileNotFoundError as err:
+            raise typer.BadParameter(str(err), param_hint="--checkpoints") from err
+        rows = table_rows(results)
+        findings = check_findings(results)
+        out.mkdir(parents=True, exist_ok=True)
+        status.update("writing the plot and the merged-token pictures")
+        written = [plot_accuracy_speedup(results, out / "accuracy_vs_speedup.png"),
+                   *write_pictures(out, r, root=checkpoints)]
+        (out / "table1.md").write_text(to_markdown(rows))
+        written.append(out / "table1.md")
+    _print_table(console, rows, clips)
+    _print_findings(console, findings)
+    for path in written:
+        console.print(f"wrote {path}")
+
+    torch.set_num_threads(default_threads)  # the big model's matmuls do use every core
+    big = None
+    if not quick and speed_model != "none":
+        with console.status(f"{speed_model} (random weights): unpatched and r={speed_r} forward passes"):
+            big = _big_model_line(speed_model, speed_r, speed_runs)
+        console.print(f"[bold]{speed_model}[/] (random weights) input {tuple(big['shape'])}, merge r={speed_r} "
+                      f"constant: tokens {' -> '.join(map(str, big['tokens']))}")
+        console.print(f"unpatched {big['baseline_s']:.2f} s, patched {big['patched_s']:.2f} s: "
+                      f"[bold green]{big['speedup']:.2f}x[/] (FLOPs {big['flop_speedup']:.2f}x)")
+    seconds = time.perf_counter() - started
+    summary = {"clips": clips, "r": r, "results": results, "rows": rows,
+               "findings": [{**f.__dict__, "holds": f.holds} for f in findings],
+               "speed_line": big, "seconds": seconds, "columns": list(DATASET_COLUMNS.values())}
+    (out / "results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    console.print(f"demo took {seconds:.0f} s")
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False))

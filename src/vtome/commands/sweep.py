@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -26,7 +27,7 @@ from vtome.schedule import SCHEDULES, layer_r
 
 COLUMNS = (
     "model", "schedule", "mode", "r", "percent", "batch_size", "attn_impl", "tokens", "gflops", "flop_speedup",
-    "flop_speedup_layers", "baseline_s", "patched_s", "speedup", "efficiency", "baseline_frames_per_s",
+    "flop_speedup_layers", "baseline_s", "patched_s", "speedup", "cpu_speedup", "efficiency", "baseline_frames_per_s",
     "patched_frames_per_s", "merge_share",
 )
 STYLES = {"constant": "-", "decreasing": "--", "increasing": ":"}
@@ -116,6 +117,7 @@ def sweep_command(
     device: Annotated[str, typer.Option()] = "cpu",
     attn_impl: Annotated[str, typer.Option(help=" | ".join(ATTN_IMPLS))] = "sdpa",
     out: Annotated[Path, typer.Option(help="Directory for sweep.csv and sweep.png.")] = Path("sweep"),
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the rows as JSON here.")] = None,
 ) -> None:
     """Speedup for r from 0 to its limit under each schedule: CSV and plot (FLOP-ideal; measured with --bench)."""
     console = Console()
@@ -136,7 +138,11 @@ def sweep_command(
         for name in model:
             config = BenchConfig(model=name, batch_size=batch_size, runs=runs, warmup=warmup, threads=threads,
                                  dtype=dtype, device=device, attn_impl=attn_impl)
-            net, x = prepare(config) if bench else (load_model(name), None)
+            if bench:
+                net, x = prepare(config)
+            else:  # FLOPs need only the architecture: no weights
+                with torch.device("meta"):
+                    net, x = load_model(name), None
             for i, r in enumerate(values):
                 for schedule in names if r else names[:1]:
                     progress.update(task, description=f"{name} {schedule} r={r}")
@@ -152,3 +158,7 @@ def sweep_command(
                     progress.advance(task)
     csv_path, png_path = write_csv(rows, out / "sweep.csv"), plot(rows, out / "sweep.png")
     console.print(f"{len(rows)} rows; wrote {csv_path} and {png_path}")
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps({"csv": str(csv_path), "png": str(png_path), "rows": rows}, indent=1) + "\n")
+        console.print(f"wrote {json_path}")

@@ -1,0 +1,105 @@
+"""The testbed's tiny models: their configs, where the trained checkpoints live, and clips -> model input.
+
+    model = load_testbed_model("timesformer", "temporal")   # shipped weights, eval mode
+    x = model_input(frames, model)                           # uint8 (B, 8, 32, 32, 3) -> float (B, T, 3, 32, 32)
+
+Every model sees 256 patch tokens per clip: ViViT and VideoMAE (joint space-time) as 4 x 8 x 8 tubelets of
+2 x 4 x 4 pixels (ViViT adds a class token), TimeSformer (divided space-time) as 4 frames x 8 x 8 patches of
+4 x 4, taking every other frame (as TimeSformer-B takes 8 frames where VideoMAE-B takes 16).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vtome.data.samplers import FrameSampler
+from vtome.testbed.clips import CLASSES, FRAMES, SIZE
+
+MODELS = ("vivit", "videomae", "timesformer")
+JOINT = ("vivit", "videomae")  # joint space-time; timesformer is divided
+
+HIDDEN, LAYERS, HEADS, MLP = 64, 4, 4, 128
+MEAN, STD = 0.5, 0.25  # input normalisation: (x / 255 - MEAN) / STD
+
+# What the evaluation pipeline (vtome.data.transforms.clip_transform) reads next to a checkpoint.
+PREPROCESSOR = {
+    "do_resize": False,
+    "do_center_crop": False,
+    "crop_size": {"height": SIZE, "width": SIZE},
+    "do_rescale": True,
+    "rescale_factor": 1 / 255,
+    "offset": False,  # HF ViViT's processor would otherwise map to [-1, 1] before mean/std
+    "do_normalize": True,
+    "image_mean": [MEAN] * 3,
+    "image_std": [STD] * 3,
+}
+
+
+def build_model(name: str, dataset: str | None, labels: list[str] | None = None) -> nn.Module:
+    """A freshly initialised testbed model (seeded by the caller) for one dataset's classes (or these labels)."""
+    import transformers as tf
+
+    labels = CLASSES[dataset] if labels is None else labels
+    common = dict(
+        image_size=SIZE, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+        intermediate_size=MLP, hidden_act="gelu", num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    if name == "vivit":
+        return tf.VivitForVideoClassification(tf.VivitConfig(num_frames=FRAMES, tubelet_size=[2, 4, 4], **common))
+    if name == "videomae":
+        config = tf.VideoMAEConfig(num_frames=FRAMES, tubelet_size=2, patch_size=4, use_mean_pooling=True, **common)
+        return tf.VideoMAEForVideoClassification(config)
+    if name == "timesformer":
+        config = tf.TimesformerConfig(num_frames=FRAMES // 2, patch_size=4, **common)
+        return tf.TimesformerForVideoClassification(config)
+    raise ValueError(f"unknown testbed model {name!r}; use one of {MODELS}")
+
+
+def checkpoint_root() -> Path:
+    """The shipped checkpoints' directory inside the installed package (found through importlib.resources)."""
+    return Path(str(resources.files("vtome.testbed") / "checkpoints"))
+
+
+def checkpoint_dir(name: str, dataset: str, root: str | Path | None = None) -> Path:
+    """Where the checkpoint of (model, dataset) is: under root, by default the package's checkpoint_root()."""
+    if name not in MODELS or dataset not in CLASSES:
+        raise ValueError(f"no testbed checkpoint {name}-{dataset}; models {MODELS}, datasets {tuple(CLASSES)}")
+    return Path(root or checkpoint_root()) / f"{name}-{dataset}"
+
+
+def load_testbed_model(name: str, dataset: str, root: str | Path | None = None) -> nn.Module:
+    """The trained testbed model, in eval mode (raises FileNotFoundError if its checkpoint is missing).
+
+    root: a directory of <model>-<dataset> checkpoints instead of the shipped ones."""
+    from vtome.models import load_model
+
+    path = checkpoint_dir(name, dataset, root)
+    if not (path / "model.safetensors").is_file():
+        raise FileNotFoundError(f"no trained checkpoint at {path}: run scripts/train_testbed.py")
+    return load_model(str(path))
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, extra: dict | None = None) -> None:
+    """save_pretrained (safetensors) plus the preprocessor config and a record of how it was made."""
+    path = Path(path)
+    model.save_pretrained(path)
+    (path / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR, indent=2) + "\n")
+    if extra is not None:
+        (path / "training.json").write_text(json.dumps(extra, indent=2) + "\n")
+
+
+def frame_indices(model: nn.Module) -> list[int]:
+    """Which of the clip's FRAMES frames the model takes: uniform segments (all 8, or 1, 3, 5, 7 for 4)."""
+    return FrameSampler(model.config.num_frames, mode="uniform")(FRAMES)
+
+
+def model_input(frames: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """uint8 frames (B, FRAMES, H, W, 3) -> normalised float32 (B, T, 3, H, W), T = the model's num_frames."""
+    x = frames[:, frame_indices(model)].permute(0, 1, 4, 2, 3).float()
+    return (x / 255 - MEAN) / STD
