@@ -78,9 +78,8 @@ def flop_table() -> str:
     """The FLOP-ideal speedups of the paper's settings (machine-independent: token counts and analytic FLOPs)."""
     import torch
 
-    from vtome.flops import arch, flop_speedup, model_flops, planned_tokens, unmerged_tokens
+    from vtome.flops import arch, flop_speedup, model_flops, schedule_tokens, unmerged_tokens
     from vtome.models import load_model
-    from vtome.schedule import layer_r
 
     out = ["| model | r | schedule | tokens per layer (per frame for TimeSformer) | GFLOPs/clip | FLOP-ideal pass "
            "| FLOP-ideal layers | paper |", "|---|---|---|---|---|---|---|---|"]
@@ -89,9 +88,8 @@ def flop_table() -> str:
             model = load_model(name)
         a = arch(model)
         base = model_flops(model, unmerged_tokens(a)).gflops
-        mergeable = unmerged_tokens(a)[0] - (0 if a.divided else a.prefix)
         for schedule in SCHEDULES:
-            tokens = planned_tokens(a, layer_r(r, schedule, a.layers, mergeable))
+            tokens = schedule_tokens(a, r, schedule)
             out.append(f"| {NAMES[name]} | {r} | {schedule} | {' '.join(map(str, tokens))} "
                        f"| {base:.0f} -> {model_flops(model, tokens).gflops:.0f} | {flop_speedup(model, tokens):.2f} "
                        f"| {flop_speedup(model, tokens, layers_only=True):.2f} | {PAPER[name][schedule]:.2f} |")

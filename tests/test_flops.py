@@ -12,6 +12,7 @@ from vtome.flops import (
     joint_layer_flops,
     model_flops,
     planned_tokens,
+    schedule_tokens,
     unmerged_tokens,
 )
 from vtome.models import load_model, random_input
@@ -97,6 +98,7 @@ def test_planned_tokens_match_a_forward_pass(models, name, schedule):
             model(random_input(model))
         info = vtome.info(model)
         assert planned_tokens(a, info["r"]) == info["tokens"]
+        assert schedule_tokens(a, R[name] * 2, schedule) == info["tokens"]
     finally:
         vtome.unpatch(model)
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from vtome.schedule import layer_r
+
 
 @dataclass(frozen=True)
 class Arch:
@@ -205,3 +207,10 @@ def planned_tokens(a: Arch, r_per_layer: list[int]) -> list[int]:
         n = tokens[-1]
         tokens.append(n - min(r, (n - protected) // 2))
     return tokens
+
+
+def schedule_tokens(a: Arch, r: int | float, schedule: str | list[int]) -> list[int]:
+    """Token counts of a forward pass patched with r (a count, per frame for divided models, or a fraction) under
+    a schedule, without running the model. Same convention as `vtome.info(model)["tokens"]`."""
+    mergeable = unmerged_tokens(a)[0] - (0 if a.divided else a.prefix)
+    return planned_tokens(a, layer_r(r, schedule, a.layers, mergeable))

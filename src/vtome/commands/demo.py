@@ -22,7 +22,6 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-import vtome
 from vtome.models import load_model, random_input
 from vtome.testbed.evaluate import R
 from vtome.testbed.findings import Finding, check_findings
@@ -61,19 +60,15 @@ def _print_findings(console: Console, findings: list[Finding]) -> None:
 def _big_model_line(name: str, r: int, runs: int) -> dict:
     """Unpatched and patched forward of one random clip, alternating after one warm-up pass of each."""
     from vtome.bench import time_pairs
-    from vtome.flops import flop_speedup
+    from vtome.flops import arch, flop_speedup, schedule_tokens
 
     torch.manual_seed(0)
     net = load_model(name)
     x = random_input(net)
     kwargs = dict(r=r, schedule="constant", mode="merge", threshold=None, seed=0, attn_impl="sdpa")
     baseline, patched = time_pairs(net, x, kwargs, runs=runs, warmup=1, attn_impl="sdpa")
-    vtome.patch(net, r=r)
-    with torch.inference_mode():
-        net(x)
-    tokens = vtome.info(net)["tokens"]
+    tokens = schedule_tokens(arch(net), r, "constant")
     ideal = flop_speedup(net, tokens)
-    vtome.unpatch(net)
     base, merged = (min(wall for wall, _cpu in runs) for runs in (baseline, patched))
     return {"model": name, "shape": list(x.shape), "r": r, "tokens": tokens, "baseline_s": base, "patched_s": merged,
             "speedup": base / merged, "flop_speedup": ideal}

@@ -21,9 +21,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vtome.bench import ATTN_IMPLS, BenchConfig, compare, prepare
-from vtome.flops import arch, flop_speedup, model_flops, planned_tokens, unmerged_tokens
+from vtome.flops import arch, flop_speedup, model_flops, schedule_tokens
 from vtome.models import load_model
-from vtome.schedule import SCHEDULES, layer_r
+from vtome.schedule import SCHEDULES
 
 COLUMNS = (
     "model", "schedule", "mode", "r", "percent", "batch_size", "attn_impl", "tokens", "gflops", "flop_speedup",
@@ -42,9 +42,7 @@ def fractions(steps: int, max_fraction: float) -> list[float]:
 
 def ideal_row(model, name: str, schedule: str, r: float) -> dict:
     """The FLOP-ideal point of a model for r (a fraction) under a schedule, without running the model."""
-    a = arch(model)
-    mergeable = unmerged_tokens(a)[0] - (0 if a.divided else a.prefix)
-    tokens = planned_tokens(a, layer_r(r or 0, schedule, a.layers, mergeable))
+    tokens = schedule_tokens(arch(model), r or 0, schedule)
     return {
         "model": name, "schedule": schedule, "mode": "merge", "r": r, "percent": 100 * r, "tokens": tokens,
         "gflops": model_flops(model, tokens).gflops, "flop_speedup": flop_speedup(model, tokens),

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vtome.testbed.models import JOINT
 from vtome.testbed.table import MODEL_NAMES
-
-JOINT = ("vivit", "videomae")
 
 
 @dataclass
