@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from vtome.patch.state import ATTN_IMPLS, HEAD_AGGREGATIONS, MODES, MergeState, Settings
+from vtome.patch.state import ATTN_IMPLS, COMPATS, HEAD_AGGREGATIONS, MODES, MergeState, Settings
 from vtome.reduce import source_matrix
 from vtome.schedule import Schedule, check_r, check_schedule
 
@@ -73,6 +73,7 @@ def patch(
     *,
     head_aggregation: str = "mean",
     attn_impl: str | None = None,
+    compat: str | None = None,
 ) -> nn.Module:
     """Make `model` merge tokens inside its layers, in place. Returns the model.
 
@@ -88,6 +89,8 @@ def patch(
     trace_source: track which input tokens each token holds (see `vtome.info(model)["source"]`).
     head_aggregation: match on keys averaged over heads ("mean") or concatenated ("concat").
     attn_impl: "sdpa" or "eager" (explicit softmax, like the paper's code); None keeps the model's choice.
+    compat: "paper" reproduces the paper's code where vtome deliberately differs from it (see the README);
+        None (default) is vtome's behaviour.
 
     Patching an already patched model replaces its settings.
     """
@@ -101,6 +104,8 @@ def patch(
         raise ValueError(f"head_aggregation must be one of {HEAD_AGGREGATIONS}; got {head_aggregation!r}")
     if attn_impl is not None and attn_impl not in ATTN_IMPLS:
         raise ValueError(f"attn_impl must be one of {ATTN_IMPLS} or None; got {attn_impl!r}")
+    if compat is not None and compat not in COMPATS:
+        raise ValueError(f"compat must be one of {COMPATS} or None; got {compat!r}")
     if not isinstance(seed, int):
         raise ValueError(f"seed must be an int; got {seed!r}")
     check_r(r)
@@ -118,6 +123,7 @@ def patch(
         seed=seed,
         head_aggregation=head_aggregation,
         attn_impl=attn_impl,
+        compat=compat,
     )
     state = family.apply(model, settings)
     model._vtome = state
@@ -173,5 +179,6 @@ def info(model: nn.Module) -> dict:
         "threshold": s.threshold,
         "seed": s.seed,
         "head_aggregation": s.head_aggregation,
+        "compat": s.compat,
     }
 

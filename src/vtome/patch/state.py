@@ -17,6 +17,7 @@ from vtome.schedule import Schedule, layer_r
 MODES = ("merge", "drop", "random_drop", "random_merge", "hybrid")
 HEAD_AGGREGATIONS = ("mean", "concat")
 ATTN_IMPLS = ("sdpa", "eager")
+COMPATS = ("paper",)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Settings:
     seed: int
     head_aggregation: str
     attn_impl: str | None  # None: what the model would use (SDPA unless it is set to eager)
+    compat: str | None = None  # "paper": reproduce the paper's code where vtome deliberately differs
 
     @property
     def random(self) -> bool:
