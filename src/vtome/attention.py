@@ -10,11 +10,21 @@ import torch
 import torch.nn.functional as F
 
 
-def size_bias(size: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
-    """(batch, N, 1) sizes -> (batch, 1, 1, N) additive mask, or None when there is nothing to add."""
+def size_bias(size: torch.Tensor | None, dtype: torch.dtype, skip_first_query: bool = False) -> torch.Tensor | None:
+    """(batch, N, 1) sizes -> (batch, 1, 1, N) additive mask, or None when there is nothing to add.
+
+    skip_first_query: no bias in the first query's row (batch, 1, N, N): the paper's TimeSformer code leaves the
+    class token's row out.
+    """
     if size is None:
         return None
-    return size.log().to(dtype)[:, None, None, :, 0]
+    bias = size.log().to(dtype)[:, None, None, :, 0]
+    if skip_first_query:
+        n = size.shape[1]
+        rows = torch.ones(n, 1, dtype=dtype, device=size.device)
+        rows[0] = 0
+        bias = bias * rows
+    return bias
 
 
 def attend(
@@ -25,13 +35,14 @@ def attend(
     scale: float,
     dropout: float = 0.0,
     eager: bool = False,
+    skip_first_query: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """q, k, v: (batch, heads, N, head_dim); size: (batch, N, 1) or None.
+    """q, k, v: (batch, heads, N, head_dim); size: (batch, N, 1) or None (see size_bias for skip_first_query).
 
     Returns the attention output (batch, heads, N, head_dim) and, when eager, the weights
     (batch, heads, N, N).
     """
-    bias = size_bias(size, q.dtype)
+    bias = size_bias(size, q.dtype, skip_first_query)
     if not eager:
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, scale=scale)
         return out, None

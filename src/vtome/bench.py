@@ -13,6 +13,7 @@ for "sdpa" its baseline runs through a plain SDPA stand-in with the same weights
 
 from __future__ import annotations
 
+import copy
 import datetime
 import os
 import platform
@@ -52,6 +53,7 @@ class BenchConfig:
     device: str = "cpu"
     attn_impl: str = "sdpa"
     seed: int = 0
+    compile: bool = False  # torch.compile both variants (timed after their first, compiling call)
 
 
 # --- attention of the unpatched baseline ---------------------------------------------------------------------
@@ -173,32 +175,65 @@ def _forward(model: nn.Module, x: torch.Tensor) -> None:
         model(x)
 
 
+def alternate(
+    run_a: Callable[[], None], run_b: Callable[[], None], device: torch.device, runs: int, warmup: int,
+    step: Callable[[str], None] | None = None,
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """(wall, CPU) seconds of `runs` calls of run_a and run_b, alternating A B A B after `warmup` calls of each."""
+    timed: tuple[list, list] = ([], [])
+    for i in range(warmup + runs):
+        label = "warm-up" if i < warmup else f"run {i - warmup + 1}/{runs}"
+        for name, run, out in (("unpatched", run_a, timed[0]), ("patched", run_b, timed[1])):
+            if step:
+                step(f"{label}: {name}")
+            seconds = time_call(run, device)
+            if i >= warmup:
+                out.append(seconds)
+    return timed
+
+
 def time_pairs(
     model: nn.Module, x: torch.Tensor, kwargs: dict, runs: int, warmup: int, attn_impl: str,
     step: Callable[[str], None] | None = None,
 ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-    """(wall, CPU) seconds of `runs` unpatched and patched passes, alternating A B A B after `warmup` passes of
-    each."""
-    device = x.device
-    baseline, patched = [], []
-    for i in range(warmup + runs):
-        label = "warm-up" if i < warmup else f"run {i - warmup + 1}/{runs}"
-        if step:
-            step(f"{label}: unpatched")
+    """(wall, CPU) seconds of `runs` unpatched and patched passes of one model (patched and unpatched in turn),
+    alternating A B A B after `warmup` passes of each."""
+
+    def unpatched() -> None:
         with baseline_attention(model, attn_impl):
-            seconds = time_call(lambda: _forward(model, x), device)
-        if i >= warmup:
-            baseline.append(seconds)
-        if step:
-            step(f"{label}: patched")
+            _forward(model, x)
+
+    def patched() -> None:
         vtome.patch(model, **kwargs)
         try:
-            seconds = time_call(lambda: _forward(model, x), device)
+            _forward(model, x)
         finally:
             vtome.unpatch(model)
-        if i >= warmup:
-            patched.append(seconds)
-    return baseline, patched
+
+    return alternate(unpatched, patched, x.device, runs, warmup, step)
+
+
+def time_compiled_pairs(
+    model: nn.Module, x: torch.Tensor, kwargs: dict, runs: int, warmup: int, attn_impl: str,
+    step: Callable[[str], None] | None = None,
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]], dict]:
+    """As time_pairs, for torch.compile'd models: an unpatched and a patched copy, each compiled once (re-patching
+    a compiled model in every pass would recompile it every time). Also returns the compile times: the first
+    call of each, compilation included, and the patched model's eager (uncompiled) median for comparison."""
+    patched_model = vtome.patch(copy.deepcopy(model), **kwargs)
+    with baseline_attention(model, attn_impl):
+        compiled_a, compiled_b = torch.compile(model), torch.compile(patched_model)
+        firsts = []
+        for name, compiled in (("unpatched", compiled_a), ("patched", compiled_b)):
+            if step:
+                step(f"compiling {name}")
+            firsts.append(time_call(lambda c=compiled: _forward(c, x), x.device)[0])
+        timed_a, timed_b = alternate(lambda: _forward(compiled_a, x), lambda: _forward(compiled_b, x), x.device,
+                                     runs, warmup, step)
+    eager = [time_call(lambda: _forward(patched_model, x), x.device)[0] for _ in range(max(1, min(runs, 3)))]
+    extra = {"compile_s_baseline": firsts[0], "compile_s_patched": firsts[1],
+             "patched_eager_s": statistics.median(eager)}
+    return timed_a, timed_b, extra
 
 
 def probe(model: nn.Module, x: torch.Tensor, kwargs: dict, runs: int, attn_impl: str) -> dict:
@@ -260,7 +295,12 @@ def compare(
     """Benchmark an already loaded model on input x (batch, ...); returns the result dict (see `bench`)."""
     kwargs = patch_kwargs(config)
     vtome.unpatch(vtome.patch(model, **kwargs))  # refuse bad settings before spending time on the baseline
-    timed_a, timed_b = time_pairs(model, x, kwargs, config.runs, config.warmup, config.attn_impl, step)
+    compiled: dict = {}
+    if config.compile:
+        timed_a, timed_b, compiled = time_compiled_pairs(model, x, kwargs, config.runs, config.warmup,
+                                                         config.attn_impl, step)
+    else:
+        timed_a, timed_b = time_pairs(model, x, kwargs, config.runs, config.warmup, config.attn_impl, step)
     baseline, patched = [t[0] for t in timed_a], [t[0] for t in timed_b]
     cpu_a, cpu_b = [t[1] for t in timed_a], [t[1] for t in timed_b]
     if step:
@@ -295,6 +335,7 @@ def compare(
         "flop_speedup_layers": ideal_layers,
         "efficiency": speedup / ideal,
         **probed,
+        **compiled,
         "threads_used": torch.get_num_threads(),
         "torch": torch.__version__,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores" if x.device.type == "cpu"

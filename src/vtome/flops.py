@@ -77,7 +77,7 @@ def _outer_linear_flops(model: nn.Module, layers: nn.Module) -> int:
 
 def arch(model: nn.Module) -> Arch:
     """Describe a supported model (HF ViViT / VideoMAE / TimeSformer, timm ViT), patched or not."""
-    from vtome.patch.core import find_family
+    from vtome.patch.registry import find_family
 
     family = find_family(model).name
     if family == "timm-vit":

@@ -1,7 +1,9 @@
 """Bipartite soft matching: which tokens go where.
 
-The sequence is split alternately into A (even positions) and B (odd positions). Every A token picks its most
-similar B token; the r best edges are kept. This module only decides; `reduce.py` moves the tokens.
+The sequence is split into A (sources: may leave) and B (targets: stay and receive). ToMe's split, the default,
+is alternate: A = even positions, B = odd positions. A partition strategy (`partition.py`) may give any other
+split as position lists. Every A token picks its most similar B token; the r best edges are kept. This module
+only decides; `reduce.py` moves the tokens.
 """
 
 from __future__ import annotations
@@ -11,15 +13,33 @@ from dataclasses import dataclass
 
 import torch
 
+from vtome import rand
+
+
+@dataclass
+class Split:
+    """Which positions of a (batch, N) sequence are sources (A) and targets (B); both ascending, rectangular.
+
+    a_pos: (batch, |A|) long. A protected class token is A's first entry (position 0).
+    b_pos: (batch, |B|) long.
+    limit: the most A tokens that may leave in one layer (the partition's cap; ToMe's is (N - protected) // 2).
+    """
+
+    a_pos: torch.Tensor
+    b_pos: torch.Tensor
+    limit: int
+
 
 @dataclass
 class Matching:
-    """The outcome of matching a batch of N-token sequences (A = even positions, B = odd positions).
+    """The outcome of matching a batch of N-token sequences.
 
     unm_idx: (batch, |A| - r) A tokens that stay, in output order
     src_idx: (batch, r)       A tokens that leave (merged into, or dropped next to, their B partner)
     dst_idx: (batch, r)       the B partner of each leaving A token
     score:   (batch, r)       the similarity of each kept edge (cosine; random numbers for random modes)
+    num_b:   |B|
+    split:   where A and B sit in the sequence; None: the alternate split (A even, B odd positions)
 
     After reduction the sequence is [A[unm_idx], B]: that order is what the next layer partitions.
     """
@@ -28,60 +48,80 @@ class Matching:
     src_idx: torch.Tensor
     dst_idx: torch.Tensor
     score: torch.Tensor
+    num_b: int
+    split: Split | None = None
 
     @property
     def r(self) -> int:
         return self.src_idx.shape[1]
 
 
-def random_edges(
-    generator: torch.Generator, groups: int, batch: int, num_a: int, num_b: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random pairing and random edge strengths, in place of similarities.
+@dataclass(frozen=True)
+class RandomDraw:
+    """Random pairing and edge choice (random_merge / random_drop) instead of similarities.
 
-    One draw per group (frames of a divided model, or 1), shared by every clip in the batch so that results do
-    not depend on how clips are batched. Drawn on the CPU from `generator`: the global RNG is never touched.
-
-    Returns best_score (batch, num_a) and best_b (batch, num_a).
+    seed, layer: the stream of vtome.rand: one pattern per layer, the same in every recomputation.
+    groups: how many consecutive rows of the batch make one clip (frames folded into it); every clip gets the
+        same pattern per group, so results do not depend on batching.
+    per_row: draw for every row from the global RNG instead (the paper's code; compat="paper").
     """
-    best_b = torch.randint(num_b, (groups, num_a), generator=generator)
-    best_score = torch.rand((groups, num_a), generator=generator)
-    repeat = batch // groups
-    return best_score.repeat(repeat, 1).to(device), best_b.repeat(repeat, 1).to(device)
+
+    seed: int
+    layer: int
+    groups: int = 1
+    per_row: bool = False
+
+
+def random_edges(draw: RandomDraw, batch: int, num_a: int, num_b: int, device: torch.device):
+    """Random best partners and random edge strengths: best_score (batch, num_a), best_b (batch, num_a)."""
+    if draw.per_row:
+        return torch.rand(batch, num_a, device=device), torch.randint(num_b, (batch, num_a), device=device)
+    shape = (draw.groups, num_a)
+    best_score = rand.uniform(shape, draw.seed, draw.layer, 0, device=device)
+    best_b = rand.integers(num_b, shape, draw.seed, draw.layer, 1, device=device)
+    repeat = batch // draw.groups
+    return best_score.repeat(repeat, 1), best_b.repeat(repeat, 1)
 
 
 def bipartite_match(
     metric: torch.Tensor,
     r: int,
     protected: int = 0,
-    generator: torch.Generator | None = None,
-    groups: int = 1,
+    random: RandomDraw | None = None,
+    split: Split | None = None,
 ) -> Matching | None:
     """Match A tokens to B tokens and keep the r most similar edges.
 
     metric: (batch, N, C) the keys; similarity is cosine, computed in float32.
-    r: edges to keep, clamped to (N - protected) // 2. Returns None when that is 0.
+    r: edges to keep, clamped to ToMe's (N - protected) // 2 for the alternate split, to split.limit otherwise.
+        Returns None when that is 0.
     protected: 1 when position 0 is a class token that must never leave (0 or 1).
-    generator: if given, pairing and edge choice are random (random_merge / random_drop) instead.
-    groups: for random draws, how many consecutive rows of the batch make one clip (frames folded into it).
+    random: if given, pairing and edge choice are random (random_merge / random_drop) instead.
+    split: the partition (None: alternate).
     """
     if protected not in (0, 1):
         raise ValueError("only a single protected token (the class token at position 0) is supported")
     batch, n, _ = metric.shape
-    r = min(r, (n - protected) // 2)
+    num_a = (n + 1) // 2 if split is None else split.a_pos.shape[1]
+    num_b = n // 2 if split is None else split.b_pos.shape[1]
+    r = min(r, (n - protected) // 2 if split is None else split.limit)
     if r <= 0:
         return None
 
     with torch.no_grad():
-        if generator is None:
+        if random is None:
             metric = metric.float()
             metric = metric / metric.norm(dim=-1, keepdim=True)
-            scores = metric[:, ::2] @ metric[:, 1::2].transpose(1, 2)  # (batch, |A|, |B|)
+            if split is None:
+                a, b = metric[:, ::2], metric[:, 1::2]
+            else:
+                a, b = _gather_rows(metric, split.a_pos), _gather_rows(metric, split.b_pos)
+            scores = a @ b.transpose(1, 2)  # (batch, |A|, |B|)
             if protected:
                 scores[:, 0, :] = -math.inf
             best_score, best_b = scores.max(dim=-1)
         else:
-            best_score, best_b = random_edges(generator, groups, batch, (n + 1) // 2, n // 2, metric.device)
+            best_score, best_b = random_edges(random, batch, num_a, num_b, metric.device)
             if protected:
                 best_score[:, 0] = -math.inf
 
@@ -96,4 +136,11 @@ def bipartite_match(
             src_idx=src_idx,
             dst_idx=best_b.gather(1, src_idx),
             score=best_score.gather(1, src_idx),
+            num_b=num_b,
+            split=split,
         )
+
+
+def _gather_rows(t: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """t (batch, N, C), pos (batch, k) -> (batch, k, C)."""
+    return t.gather(1, pos[..., None].expand(-1, -1, t.shape[-1]))

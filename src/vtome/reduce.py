@@ -1,4 +1,4 @@
-"""Apply a Matching: merge (size-weighted average), drop, or a per-edge mix of both (hybrid).
+"""Apply a Matching: merge (weighted average), drop, or a per-edge mix of both (hybrid).
 
 Shapes: x (batch, N, C) tokens; size (batch, N, 1) float32, how many input tokens each token stands for;
 assignment (batch, N0) long, for each input token the index of the current token holding it (-1 if dropped).
@@ -12,10 +12,18 @@ import torch
 from vtome.matching import Matching
 
 
-def _a_rows(idx: torch.Tensor, n: int) -> torch.Tensor:
-    """Rows of the flattened (batch * n, C) sequence holding the A tokens idx (batch, k) (A = even positions)."""
+def _a_rows(m: Matching, idx: torch.Tensor, n: int) -> torch.Tensor:
+    """Rows of the flattened (batch * n, C) sequence holding the A tokens idx (batch, k)."""
     offset = torch.arange(idx.shape[0], device=idx.device)[:, None] * n
-    return (2 * idx + offset).flatten()
+    pos = 2 * idx if m.split is None else m.split.a_pos.gather(1, idx)
+    return (pos + offset).flatten()
+
+
+def _b_tokens(t: torch.Tensor, m: Matching) -> torch.Tensor:
+    """The B tokens of t (batch, N, C), in position order: (batch, |B|, C)."""
+    if m.split is None:
+        return t[:, 1::2]
+    return t.gather(1, m.split.b_pos[..., None].expand(-1, -1, t.shape[-1]))
 
 
 def _take(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -27,66 +35,93 @@ def _needs_grad(*tensors: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
-def _weighted_into_b(
-    x: torch.Tensor, size: torch.Tensor, m: Matching, weight: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """[A[unm], B] of x * size with each leaving A row (times weight) added to its B partner; and the same sums
-    of size. Returns (batch, N - r, C) float32 (or wider) and (batch, N - r, 1) float32, before the division.
+def _sum_into_b(
+    t: torch.Tensor, m: Matching, w: torch.Tensor | None, edge_weight: torch.Tensor | None,
+    b_weight: torch.Tensor | None,
+) -> torch.Tensor:
+    """[A[unm], B] of t * w with each leaving A row (times its edge_weight) added to its B partner.
 
-    The values are those of gathering and scatter-adding x * size; without autograd the products are written
-    straight into one output buffer.
+    t: (batch, N, C); w: (batch, N, 1) float32 or None (weight 1); edge_weight: (batch, r) or None;
+    b_weight: (batch, |B|, 1) or None, multiplies the B rows' own share. Returns (batch, |A| - r + |B|, C), float32
+    when w is given (or wider), else t's dtype.
     """
-    batch, n, _ = x.shape
-    num_unm, r = m.unm_idx.shape[1], m.r
-    unm_rows, src_rows = _a_rows(m.unm_idx, n), _a_rows(m.src_idx, n)
-    dst_rows = (num_unm + m.dst_idx + torch.arange(batch, device=x.device)[:, None] * (n - r)).flatten()
-    grad = _needs_grad(x, size)
-    sums = []
-    for t, s in ((x, size), (size, None)):
-        width = t.shape[-1]
-        unm, b, src = _take(t, unm_rows).view(batch, num_unm, width), t[:, 1::2], _take(t, src_rows)
-        if s is None:
-            out = torch.cat([unm, b], dim=1)
+    batch, n, width = t.shape
+    num_unm, num_b = m.unm_idx.shape[1], m.num_b
+    unm_rows, src_rows = _a_rows(m, m.unm_idx, n), _a_rows(m, m.src_idx, n)
+    dst_rows = (num_unm + m.dst_idx + torch.arange(batch, device=t.device)[:, None] * (num_unm + num_b)).flatten()
+    unm, b, src = _take(t, unm_rows).view(batch, num_unm, width), _b_tokens(t, m), _take(t, src_rows)
+    if w is None:
+        if b_weight is not None:
+            b = b * b_weight
+        out = torch.cat([unm, b], dim=1)
+    else:
+        unm_w, b_w = _take(w, unm_rows).view(batch, num_unm, 1), _b_tokens(w, m)
+        if b_weight is not None:
+            b_w = b_w * b_weight
+        src = src * _take(w, src_rows)
+        if _needs_grad(t, w) or torch.compiler.is_compiling():
+            out = torch.cat([unm * unm_w, b * b_w], dim=1)
         else:
-            unm_size, b_size = _take(s, unm_rows).view(batch, num_unm, 1), s[:, 1::2]
-            src = src * _take(s, src_rows)
-            if grad:
-                out = torch.cat([unm * unm_size, b * b_size], dim=1)
-            else:
-                out = torch.empty(batch, n - r, width, device=x.device, dtype=torch.promote_types(t.dtype, s.dtype))
-                torch.mul(unm, unm_size, out=out[:, :num_unm])
-                torch.mul(b, b_size, out=out[:, num_unm:])
-        if weight is not None:
-            src = src * weight.reshape(-1, 1)
-        sums.append(out.view(-1, width).index_add_(0, dst_rows, src).view(batch, n - r, width))
-    return sums[0], sums[1]
+            # Eager without autograd: write the products straight into one buffer (no concatenation copy).
+            dtype = torch.promote_types(t.dtype, w.dtype)
+            out = torch.empty(batch, num_unm + num_b, width, device=t.device, dtype=dtype)
+            torch.mul(unm, unm_w, out=out[:, :num_unm])
+            torch.mul(b, b_w, out=out[:, num_unm:])
+    if edge_weight is not None:
+        src = src * edge_weight.reshape(-1, 1).to(src.dtype)
+    return out.view(-1, width).index_add_(0, dst_rows, src.to(out.dtype)).view(batch, num_unm + num_b, width)
+
+
+def merge(
+    x: torch.Tensor,
+    size: torch.Tensor | None,
+    m: Matching,
+    merge_edge: torch.Tensor | None = None,
+    uniform: bool = False,
+    drop_b: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted average of each B token and the A tokens that join it; sizes add up.
+
+    merge_edge: optional (batch, r) bool; False drops that edge's A token instead of merging it (hybrid).
+    uniform: average the tokens with equal weights (VTM) instead of by size (ToMe); sizes still add up.
+    drop_b: with merge_edge, a False edge drops its B token instead and the A tokens take its place (the paper's
+        code for hybrid, compat="paper").
+    Returns x (batch, N - r, C) in x's dtype and size (batch, N - r, 1) float32.
+    """
+    if size is None:
+        size = torch.ones(*x.shape[:2], 1, device=x.device, dtype=torch.float32)
+    edge_weight = b_weight = None
+    if merge_edge is not None and drop_b:
+        b_weight = (~dropped_b(m, merge_edge)).to(size.dtype)[..., None]
+    elif merge_edge is not None:
+        edge_weight = merge_edge.to(size.dtype)
+    weight = torch.ones_like(size) if uniform else size
+    # Sums in float32 (weights are float32) so bfloat16 models average exactly as float32 ones would.
+    total = _sum_into_b(x, m, weight, edge_weight, b_weight)
+    new_size = _sum_into_b(size, m, None, edge_weight, b_weight)
+    count = _sum_into_b(weight, m, None, edge_weight, b_weight) if uniform else new_size
+    total = total / count if _needs_grad(x) or torch.compiler.is_compiling() else total.div_(count)
+    return total.to(x.dtype), new_size
+
+
+def dropped_b(m: Matching, merge_edge: torch.Tensor) -> torch.Tensor:
+    """(batch, |B|) bool: B tokens that an edge below the threshold points to (the paper's hybrid drops them)."""
+    below = (~merge_edge).to(torch.int32)
+    hits = torch.zeros(m.dst_idx.shape[0], m.num_b, dtype=torch.int32, device=below.device)
+    return hits.scatter_add_(1, m.dst_idx, below) > 0
 
 
 def _keep(t: torch.Tensor, m: Matching) -> torch.Tensor:
     """Remove the leaving A rows; every other row is returned untouched."""
     batch, n, c = t.shape
     num_unm = m.unm_idx.shape[1]
-    out = torch.empty(batch, num_unm + n // 2, c, device=t.device, dtype=t.dtype)
-    out[:, :num_unm] = _take(t, _a_rows(m.unm_idx, n)).view(batch, num_unm, c)
-    out[:, num_unm:] = t[:, 1::2]
+    unm = _take(t, _a_rows(m, m.unm_idx, n)).view(batch, num_unm, c)
+    if torch.compiler.is_compiling():
+        return torch.cat([unm, _b_tokens(t, m)], dim=1)
+    out = torch.empty(batch, num_unm + m.num_b, c, device=t.device, dtype=t.dtype)
+    out[:, :num_unm] = unm
+    out[:, num_unm:] = _b_tokens(t, m)
     return out
-
-
-def merge(
-    x: torch.Tensor, size: torch.Tensor | None, m: Matching, merge_edge: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Size-weighted average of each B token and the A tokens that join it; sizes add up.
-
-    merge_edge: optional (batch, r) bool; False drops that edge's A token instead of merging it (hybrid).
-    Returns x (batch, N - r, C) in x's dtype and size (batch, N - r, 1) float32.
-    """
-    if size is None:
-        size = torch.ones(*x.shape[:2], 1, device=x.device, dtype=torch.float32)
-    weight = None if merge_edge is None else merge_edge.to(size.dtype)
-    # Sums in float32 (size is float32) so bfloat16 models average exactly as float32 ones would.
-    total, new_size = _weighted_into_b(x, size, m, weight)
-    total = total / new_size if _needs_grad(x, size) else total.div_(new_size)
-    return total.to(x.dtype), new_size
 
 
 def drop(x: torch.Tensor, size: torch.Tensor | None, m: Matching) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -94,23 +129,40 @@ def drop(x: torch.Tensor, size: torch.Tensor | None, m: Matching) -> tuple[torch
     return _keep(x, m), None if size is None else _keep(size, m)
 
 
-def new_positions(m: Matching, n: int, dropped: torch.Tensor | None) -> torch.Tensor:
+def take(t: torch.Tensor, m: Matching) -> torch.Tensor:
+    """The tokens a reduction keeps, in its output order, without merging: (batch, N - r, ...) (e.g. anchors:
+    a merged token keeps its target's)."""
+    return _keep(t[..., None], m)[..., 0] if t.dim() == 2 else _keep(t, m)
+
+
+def new_positions(
+    m: Matching, n: int, dropped: torch.Tensor | None, dropped_dst: torch.Tensor | None = None
+) -> torch.Tensor:
     """Where each of the n tokens goes in the reduced sequence: (batch, n) long, -1 for a dropped token.
 
     dropped: (batch, r) bool, which leaving A tokens are dropped rather than merged (None: all merged).
+    dropped_dst: (batch, |B|) bool, B tokens dropped in place of their A partners (the paper's hybrid).
     """
     batch, r = m.src_idx.shape
     num_unm = m.unm_idx.shape[1]
     device = m.src_idx.device
-    a_pos = torch.empty(batch, (n + 1) // 2, dtype=torch.long, device=device)
-    a_pos.scatter_(1, m.unm_idx, torch.arange(num_unm, device=device).expand(batch, -1))
+    num_a = num_unm + r
+    a_new = torch.empty(batch, num_a, dtype=torch.long, device=device)
+    a_new.scatter_(1, m.unm_idx, torch.arange(num_unm, device=device).expand(batch, -1))
     dst_pos = num_unm + m.dst_idx
     if dropped is not None:
         dst_pos = dst_pos.masked_fill(dropped, -1)
-    a_pos.scatter_(1, m.src_idx, dst_pos)
+    a_new.scatter_(1, m.src_idx, dst_pos)
+    b_new = (num_unm + torch.arange(m.num_b, device=device)).expand(batch, -1)
+    if dropped_dst is not None:
+        b_new = b_new.masked_fill(dropped_dst, -1)
     pos = torch.empty(batch, n, dtype=torch.long, device=device)
-    pos[:, ::2] = a_pos
-    pos[:, 1::2] = num_unm + torch.arange(n // 2, device=device)
+    if m.split is None:
+        pos[:, ::2] = a_new
+        pos[:, 1::2] = b_new
+    else:
+        pos.scatter_(1, m.split.a_pos, a_new)
+        pos.scatter_(1, m.split.b_pos, b_new)
     return pos
 
 

@@ -41,6 +41,12 @@ def result_table(result: dict) -> Table:
     table.add_row("efficiency (speedup / ideal)", "", "", f"{result['efficiency']:.2f}")
     table.add_row("matching + merging share", "", "", f"{100 * result['merge_share']:.1f}%")
     table.add_row("tokens per layer", "", " ".join(map(str, result["tokens"])), "")
+    if result.get("compile"):
+        table.add_section()
+        first_a, first_b = result["compile_s_baseline"], result["compile_s_patched"]
+        table.add_row("first call, compiling (s)", f"{first_a:.1f}", f"{first_b:.1f}", f"{first_b / first_a:.2f}")
+        table.add_row("patched eager / compiled", "", f"{result['patched_eager_s']:.3f}",
+                      f"{result['patched_eager_s'] / result['patched_s']:.2f}x")
     return table
 
 
@@ -61,6 +67,8 @@ def bench_command(
     device: Annotated[str, typer.Option(help="cpu | cuda | cuda:1 ...")] = "cpu",
     attn_impl: Annotated[str, typer.Option(help=f"{' | '.join(ATTN_IMPLS)}, for both variants.")] = "sdpa",
     seed: Annotated[int, typer.Option(help="Seed of the random input and of random modes.")] = 0,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile both variants; report compile "
+                                                            "times and the patched eager time too.")] = False,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the full result as JSON here.")] = None,
 ) -> None:
     """Time the model unpatched and patched (alternating, after warm-up) and compare with the FLOP-ideal."""
@@ -68,7 +76,7 @@ def bench_command(
     config = BenchConfig(
         model=model, r=as_r(r), schedule=schedule, mode=mode, threshold=threshold, batch_size=batch_size,
         runs=runs, warmup=warmup, probe_runs=probe_runs, threads=threads, dtype=dtype, device=device,
-        attn_impl=attn_impl, seed=seed,
+        attn_impl=attn_impl, seed=seed, compile=compile,
     )
     try:
         with console.status(f"building {model}") as status:

@@ -1,64 +1,14 @@
-"""The shared patching mechanism: swap the classes of existing modules (ToMe's way).
-
-Weights, state_dict keys and `from_pretrained` are untouched; a patched class is a subclass of the original with
-the same name (so `save_pretrained` still records the original architecture), and `unpatch` puts the original
-classes back.
-"""
+"""The public patching functions: patch, unpatch, info. The mechanism is in `family.py` (class swapping) and
+`state.py` (what a forward pass tracks); one adapter per model family, listed in `registry.py`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from torch import nn
 
+from vtome.patch.registry import find_family
 from vtome.patch.state import ATTN_IMPLS, COMPATS, HEAD_AGGREGATIONS, MODES, MergeState, Settings
 from vtome.reduce import source_matrix
 from vtome.schedule import Schedule, check_r, check_schedule
-
-_SUBCLASSES: dict[tuple[type, type], type] = {}
-
-
-def swap_class(module: nn.Module, mixin: type, state: MergeState) -> None:
-    """Make module an instance of (mixin, its class) and give it the shared state."""
-    original = type(module)
-    cls = _SUBCLASSES.get((mixin, original))
-    if cls is None:
-        cls = type(original.__name__, (mixin, original), {"__qualname__": original.__qualname__})
-        _SUBCLASSES[(mixin, original)] = cls
-    state.patched.append((module, original))
-    module.__class__ = cls
-    module._vtome = state
-
-
-@dataclass(frozen=True)
-class Family:
-    """One model family: how to recognise it and how to patch it."""
-
-    name: str
-    matches: Callable[[nn.Module], bool]
-    apply: Callable[[nn.Module, Settings], MergeState]
-    prop_attn: bool  # the paper's default
-
-
-def _families() -> list[Family]:
-    from vtome.patch import timesformer, timm_vit, videomae, vivit
-
-    return [vivit.FAMILY, videomae.FAMILY, timesformer.FAMILY, timm_vit.FAMILY]
-
-
-SUPPORTED = (
-    "transformers VivitModel / VivitForVideoClassification, VideoMAEModel / VideoMAEForVideoClassification, "
-    "TimesformerModel / TimesformerForVideoClassification (divided space-time), "
-    "timm VisionTransformer (class token or none)"
-)
-
-
-def find_family(model: nn.Module) -> Family:
-    for family in _families():
-        if family.matches(model):
-            return family
-    raise TypeError(f"vtome cannot patch a {type(model).__module__}.{type(model).__name__}. Supported: {SUPPORTED}.")
 
 
 def patch(

@@ -35,5 +35,18 @@ class CheckedInput:
     """Mixin for a HF base model: check the video before the forward pass."""
 
     def forward(self, pixel_values=None, *args, **kwargs):
-        check_video(self.config, pixel_values, bool(kwargs.get("interpolate_pos_encoding", False)))
+        if is_patched(self):
+            check_video(self.config, pixel_values, bool(kwargs.get("interpolate_pos_encoding", False)))
         return super().forward(pixel_values, *args, **kwargs)
+
+
+def is_patched(module) -> bool:
+    """False for an instance of a patched class that vtome did not patch (e.g. made by the class's from_pretrained):
+    it must behave as the original."""
+    return "_vtome" in module.__dict__
+
+
+def wants_attentions(config, kwargs: dict) -> bool:
+    """Whether the caller asked for attention maps (then a patched layer computes them explicitly, bias included)."""
+    flag = kwargs.get("output_attentions")
+    return bool(getattr(config, "output_attentions", False) if flag is None else flag)

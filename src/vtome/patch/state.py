@@ -1,7 +1,13 @@
 """Settings of a patched model and what one forward pass tracks: sizes, sources and token counts.
 
-One MergeState is shared by every patched module of a model. Patched layers call `reduce` between the
-attention residual and the MLP; layer 0 starts a new forward pass.
+One MergeState is shared by the patched modules of a model. A patched layer calls `enter` as it starts (the
+sizes for proportional attention) and `reduce` between the attention residual and the MLP.
+
+What a layer needs beyond its hidden states (sizes, sources) is kept per layer: `records[i]` is what enters
+layer i, written by layer i - 1. A layer reads only its own record, so its merge is a function of its inputs:
+running a layer again (gradient checkpointing recomputes it during backward) gives the same merge, and a
+compiled forward has no state to guard on except the settings. Layer 0 starts a new record set; the same
+layer recomputed inside backward does not.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from vtome import reduce
-from vtome.matching import bipartite_match
+from vtome.matching import Matching, RandomDraw, bipartite_match
 from vtome.schedule import Schedule, layer_r
 
 MODES = ("merge", "drop", "random_drop", "random_merge", "hybrid")
@@ -41,6 +47,33 @@ class Settings:
     def drops(self) -> bool:
         return self.mode in ("drop", "random_drop")
 
+    @property
+    def paper(self) -> bool:
+        return self.compat == "paper"
+
+
+@dataclass
+class Record:
+    """What enters a layer besides the hidden states (never differentiated).
+
+    size: (batch, N, 1) float32, input tokens per token.
+    merged: whether anything was merged before this layer (else every size is 1 and adds nothing).
+    assignment: (batch, N0) long, the token holding each input token, -1 if dropped (trace_source).
+    """
+
+    size: torch.Tensor
+    merged: bool = False
+    assignment: torch.Tensor | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.size.shape[1]
+
+
+def _in_backward() -> bool:
+    """True while autograd runs a backward pass (where gradient checkpointing recomputes layers)."""
+    return not torch.compiler.is_compiling() and torch._C._current_graph_task_id() != -1
+
 
 class MergeState:
     """Shared by the patched modules of one model.
@@ -56,12 +89,7 @@ class MergeState:
         self.groups = groups
         self.r = layer_r(settings.r, settings.schedule, num_layers, num_tokens - protected)
         self.patched: list[tuple[torch.nn.Module, type]] = []
-        self.size: torch.Tensor | None = None  # (batch, N, 1) float32
-        self.assignment: torch.Tensor | None = None  # (batch, N0) long
-        self.assignments: list[torch.Tensor] = []  # the assignment entering layer 1, then after each layer
-        self.tokens: list[int] = []
-        self.merged = False
-        self._generator: torch.Generator | None = None
+        self.records: dict[int, Record] = {}
 
     def eager(self, model_default: bool) -> bool:
         """Whether attention is computed explicitly (to return weights) instead of with SDPA."""
@@ -72,48 +100,96 @@ class MergeState:
         """Called as a layer starts, with x (batch, N, C) the sequence it will merge (layer 0 starts a forward
         pass). Returns the sizes for proportional attention, or None when they would add nothing (off, or
         nothing merged yet)."""
-        if layer == 0:
+        if layer == 0 and not _in_backward():
             self.start(x)
-        return self.size if self.settings.prop_attn and self.merged else None
+        record = self.records.get(layer)
+        if record is None or record.size.shape[:2] != x.shape[:2]:
+            raise RuntimeError(
+                f"vtome: layer {layer} of a patched model ran without the layers before it in the same forward pass "
+                f"(it holds {x.shape[1]} tokens); run the whole model, and with gradient checkpointing run backward "
+                "before the next forward"
+            )
+        return record.size if self.settings.prop_attn and record.merged else None
 
     def start(self, x: torch.Tensor) -> None:
         """Begin a forward pass on x (batch, N, C), the sequence entering the first layer."""
         batch, n = x.shape[:2]
         s = self.settings
         self.r = layer_r(s.r, s.schedule, self.num_layers, n - self.protected)
-        self.size = torch.ones(batch, n, 1, device=x.device, dtype=torch.float32)
-        self.assignment = (
-            torch.arange(n, device=x.device).expand(batch, n).clone() if s.trace_source else None
-        )
-        self.tokens = [n]
-        self.assignments = [] if self.assignment is None else [self.assignment]
-        self.merged = False
-        self._generator = torch.Generator().manual_seed(s.seed) if s.random else None
+        assignment = torch.arange(n, device=x.device).expand(batch, n).clone() if s.trace_source else None
+        size = torch.ones(batch, n, 1, device=x.device, dtype=torch.float32)
+        self.records = {0: Record(size, assignment=assignment)}
 
     def reduce(self, layer: int, x: torch.Tensor, metric: torch.Tensor) -> torch.Tensor:
-        """Reduce x (batch, N, C) by layer's r using metric (batch, N, C'); returns (batch, N - r', C)."""
+        """Reduce x (batch, N, C) by layer's r using metric (batch, N, C'); returns (batch, N - r', C) and records
+        what enters the next layer."""
+        record = self.records[layer]
         r = self.r[layer] if layer < len(self.r) else 0
-        m = None
-        if r > 0:
-            m = bipartite_match(metric, r, self.protected, self._generator, self.groups)
+        m = self.match(layer, metric, r) if r > 0 else None
         if m is not None:
-            x = self._apply(x, m)
-        self.tokens.append(x.shape[1])
-        if self.assignment is not None:
-            self.assignments.append(self.assignment)  # a new tensor after each reduction: no copy needed
+            x, record = self._apply(x, m, record)
+        self.records[layer + 1] = record
         return x
 
-    def _apply(self, x: torch.Tensor, m) -> torch.Tensor:
+    def match(self, layer: int, metric: torch.Tensor, r: int) -> Matching | None:
+        s = self.settings
+        draw = RandomDraw(s.seed, layer, self.groups, per_row=s.paper) if s.random else None
+        return bipartite_match(metric, r, self.protected, draw)
+
+    def _apply(self, x: torch.Tensor, m: Matching, record: Record) -> tuple[torch.Tensor, Record]:
         n = x.shape[1]
         s = self.settings
+        dropped = dropped_dst = None
         if s.drops:
             dropped = torch.ones_like(m.src_idx, dtype=torch.bool)
-            x, self.size = reduce.drop(x, self.size, m)
+            x, size = reduce.drop(x, record.size, m)
+            merged = record.merged
         else:
             merge_edge = m.score >= s.threshold if s.mode == "hybrid" else None
-            dropped = None if merge_edge is None else ~merge_edge
-            x, self.size = reduce.merge(x, self.size, m, merge_edge)
-            self.merged = True
-        if self.assignment is not None:
-            self.assignment = reduce.follow(self.assignment, reduce.new_positions(m, n, dropped))
-        return x
+            drop_b = merge_edge is not None and s.paper
+            if drop_b:
+                dropped_dst = reduce.dropped_b(m, merge_edge)
+            elif merge_edge is not None:
+                dropped = ~merge_edge
+            x, size = reduce.merge(x, record.size, m, merge_edge, drop_b=drop_b)
+            merged = True
+        assignment = record.assignment
+        if assignment is not None:
+            assignment = reduce.follow(assignment, reduce.new_positions(m, n, dropped, dropped_dst))
+        return x, Record(size, merged, assignment)
+
+    # --- what the last forward pass did -------------------------------------------------------------------
+
+    def _records(self) -> list[Record]:
+        """The records of the last complete forward pass: entering layer 1, then after each layer."""
+        found = [self.records.get(i) for i in range(self.num_layers + 1)]
+        return [] if any(rec is None for rec in found) else found
+
+    @property
+    def final(self) -> Record | None:
+        """What the last layer of the last forward pass produced (None before a forward pass)."""
+        return self.records.get(self.num_layers)
+
+    @property
+    def tokens(self) -> list[int]:
+        return [rec.tokens for rec in self._records()]
+
+    @property
+    def size(self) -> torch.Tensor | None:
+        return None if self.final is None else self.final.size
+
+    @property
+    def assignment(self) -> torch.Tensor | None:
+        return None if self.final is None else self.final.assignment
+
+    @property
+    def assignments(self) -> list[torch.Tensor]:
+        return [rec.assignment for rec in self._records() if rec.assignment is not None]
+
+    def pool_size(self) -> torch.Tensor | None:
+        """Sizes for a size-weighted pooling head, or None when a plain mean is the same (nothing merged) or the
+        paper's code is reproduced (it pools with a plain mean)."""
+        final = self.final
+        if final is None or not final.merged or self.settings.paper:
+            return None
+        return final.size

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from vtome.attention import attend, key_metric
-from vtome.patch.core import Family, swap_class
-from vtome.patch.hf import check_video
+from vtome.patch.family import Family, swap_class
+from vtome.patch.hf import check_video, is_patched
 from vtome.patch.state import MergeState, Settings
 
 
@@ -27,6 +27,7 @@ class TimesformerSelfAttention:
             q, k, v, size, self.scale,
             dropout=self.attn_drop.p if self.training else 0.0,
             eager=state.eager(False) or output_attentions,
+            skip_first_query=state.settings.paper,
         )
         return out.transpose(1, 2).reshape(batch, n, dim), weights, key_metric(k, state.settings.head_aggregation)
 
@@ -73,7 +74,8 @@ class TimesformerLayer:
 class TimesformerModel:
     def forward(self, pixel_values=None, *args, **kwargs):
         # Any resolution: the embeddings interpolate and the patched layers take any number of slots.
-        check_video(self.config, pixel_values, any_resolution=True)
+        if is_patched(self):
+            check_video(self.config, pixel_values, any_resolution=True)
         return super().forward(pixel_values, *args, **kwargs)
 
 

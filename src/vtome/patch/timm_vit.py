@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from vtome.attention import attend, key_metric
-from vtome.patch.core import Family, swap_class
+from vtome.patch.family import Family, swap_class
 from vtome.patch.state import MergeState, Settings
 
 
@@ -46,7 +46,7 @@ class Block:
 class VisionTransformer:
     def pool(self, x: torch.Tensor, pool_type: str | None = None) -> torch.Tensor:
         pool_type = self.global_pool if pool_type is None else pool_type
-        size = self._vtome.size
+        size = self._vtome.pool_size() if "_vtome" in self.__dict__ else None
         if pool_type == "avg" and self.attn_pool is None and size is not None:
             start = 0 if self.pool_include_prefix else self.num_prefix_tokens
             x, size = x[:, start:], size[:, start:]

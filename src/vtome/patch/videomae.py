@@ -6,10 +6,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 from transformers.modeling_outputs import ImageClassifierOutput
+from transformers.utils.generic import can_return_tuple
 
 from vtome.attention import attend, key_metric
-from vtome.patch.core import Family, swap_class
-from vtome.patch.hf import CheckedInput
+from vtome.patch.family import Family, swap_class
+from vtome.patch.hf import CheckedInput, is_patched, wants_attentions
 from vtome.patch.state import MergeState, Settings
 
 
@@ -24,7 +25,7 @@ class VideoMAESelfAttention:
         out, weights = attend(
             q, k, v, size, self.scaling,
             dropout=self.dropout_prob if self.training else 0.0,
-            eager=state.eager(self.config._attn_implementation == "eager"),
+            eager=state.eager(self.config._attn_implementation == "eager") or wants_attentions(self.config, kwargs),
         )
         out = out.transpose(1, 2).reshape(*hidden_states.shape[:-1], self.all_head_size)
         return out, weights, key_metric(k, state.settings.head_aggregation)
@@ -35,7 +36,7 @@ class VideoMAELayer:
         state: MergeState = self._vtome
         size = state.enter(self._vtome_layer, hidden_states)
         normed = self.layernorm_before(hidden_states)
-        context, _, metric = self.attention.attention(normed, size=size)
+        context, _, metric = self.attention.attention(normed, size=size, **kwargs)
         hidden_states = self.attention.output(context, normed) + hidden_states
         hidden_states = state.reduce(self._vtome_layer, hidden_states, metric)
         layer_output = self.intermediate(self.layernorm_after(hidden_states))
@@ -54,19 +55,21 @@ def weighted_mean(tokens: torch.Tensor, size: torch.Tensor | None) -> torch.Tens
 
 
 class VideoMAEForVideoClassification:
-    def forward(self, pixel_values=None, labels=None, return_dict=None, **kwargs):
+    @can_return_tuple
+    def forward(self, pixel_values=None, labels=None, **kwargs):
+        if not is_patched(self):  # an instance made by from_pretrained of the patched class
+            return super().forward(pixel_values, labels, **kwargs)
         outputs = self.videomae(pixel_values, **kwargs)
         sequence_output = outputs.last_hidden_state
         if self.fc_norm is not None:
-            pooled = self.fc_norm(weighted_mean(sequence_output, self._vtome.size))
+            pooled = self.fc_norm(weighted_mean(sequence_output, self._vtome.pool_size()))
         else:
             pooled = sequence_output[:, 0]
         logits = self.classifier(pooled)
         loss = None if labels is None else self.loss_function(labels, logits, self.config, **kwargs)
-        result = ImageClassifierOutput(
+        return ImageClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return result.to_tuple() if return_dict is False else result
 
 
 def _matches(model: nn.Module) -> bool:

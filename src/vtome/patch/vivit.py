@@ -6,14 +6,14 @@ import torch
 from torch import nn
 
 from vtome.attention import attend, key_metric
-from vtome.patch.core import Family, swap_class
-from vtome.patch.hf import CheckedInput
+from vtome.patch.family import Family, swap_class
+from vtome.patch.hf import CheckedInput, is_patched, wants_attentions
 from vtome.patch.state import MergeState, Settings
 
 
 class VivitAttention:
     def forward(self, hidden_states: torch.Tensor, attention_mask=None, size=None, **kwargs):
-        """(batch, N, D) -> output (batch, N, D), weights or None, metric (batch, N, C)."""
+        """(batch, N, D) -> output (batch, N, D), weights (when asked for or eager) or None, metric (batch, N, C)."""
         state: MergeState = self._vtome
         shape = (*hidden_states.shape[:-1], -1, self.head_dim)
         q = self.q_proj(hidden_states).view(shape).transpose(1, 2)
@@ -22,7 +22,7 @@ class VivitAttention:
         out, weights = attend(
             q, k, v, size, self.scaling,
             dropout=self.attention_dropout if self.training else 0.0,
-            eager=state.eager(self.config._attn_implementation == "eager"),
+            eager=state.eager(self.config._attn_implementation == "eager") or wants_attentions(self.config, kwargs),
         )
         out = self.o_proj(out.transpose(1, 2).reshape(*hidden_states.shape[:-1], -1))
         return out, weights, key_metric(k, state.settings.head_aggregation)
@@ -30,12 +30,11 @@ class VivitAttention:
 
 class VivitLayer:
     def forward(self, hidden_states: torch.Tensor, attention_mask=None, **kwargs) -> torch.Tensor:
-        if attention_mask is not None:
-            raise ValueError("vtome: attention_mask is not supported on a patched ViViT")
+        # attention_mask is what VivitModel made from the user's (refused there): None, or all-attend under export.
         state: MergeState = self._vtome
         size = state.enter(self._vtome_layer, hidden_states)
         residual = hidden_states
-        hidden_states, _, metric = self.attention(self.layernorm_before(hidden_states), size=size)
+        hidden_states, _, metric = self.attention(self.layernorm_before(hidden_states), size=size, **kwargs)
         hidden_states = self.dropout(hidden_states) + residual
         hidden_states = state.reduce(self._vtome_layer, hidden_states, metric)
 
@@ -45,7 +44,11 @@ class VivitLayer:
 
 
 class VivitModel(CheckedInput):
-    pass
+    def forward(self, pixel_values=None, *args, **kwargs):
+        mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
+        if mask is not None and is_patched(self):
+            raise ValueError("vtome: attention_mask is not supported on a patched ViViT (merging changes the tokens)")
+        return super().forward(pixel_values, *args, **kwargs)
 
 
 def _matches(model: nn.Module) -> bool:

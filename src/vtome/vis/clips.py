@@ -95,6 +95,6 @@ def model_input(frames: torch.Tensor, model: nn.Module) -> torch.Tensor:
 
 
 def is_image_model(model: nn.Module) -> bool:
-    from vtome.patch.core import find_family
+    from vtome.patch.registry import find_family
 
     return find_family(model).name == "timm-vit"

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 import vtome
-from vtome.patch.core import find_family
+from vtome.patch.registry import find_family
 from vtome.patch.state import MergeState
 from vtome.vis.trace import Trace
 

@@ -52,7 +52,7 @@ class TokenLayout:
 
 def token_layout(model: nn.Module) -> TokenLayout:
     """The layout of a supported model (HF ViViT / VideoMAE / TimeSformer or their base models, timm ViT)."""
-    from vtome.patch.core import find_family
+    from vtome.patch.registry import find_family
 
     family = find_family(model).name
     if family == "timm-vit":

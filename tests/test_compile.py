@@ -1,0 +1,121 @@
+"""torch.compile and torch.export of patched models: no graph break, no recompilation, the eager numbers."""
+
+import pytest
+import torch
+import torch._dynamo as dynamo
+
+import vtome
+from tiny import BUILDERS, clip_for, logits
+
+MODES = [dict(mode="merge"), dict(mode="drop"), dict(mode="random_drop"), dict(mode="random_merge"),
+         dict(mode="hybrid", threshold=0.2)]
+
+
+def output_logits(out):
+    if isinstance(out, dict):
+        return out["logits"]
+    return out.logits if hasattr(out, "logits") else out
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    dynamo.reset()
+    yield
+    dynamo.reset()
+
+
+@pytest.mark.parametrize("settings", MODES, ids=[m["mode"] for m in MODES])
+def test_no_graph_break_in_any_mode(family, settings):
+    model = BUILDERS[family]()
+    vtome.patch(model, r=3, schedule="decreasing", trace_source=True, **settings)
+    with torch.no_grad():
+        explained = dynamo.explain(model)(clip_for(model))
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert explained.graph_count == 1
+
+
+def test_compiled_fullgraph_runs_without_recompiling_and_matches_eager(family):
+    model = BUILDERS[family](layers=2)
+    vtome.patch(model, r=3, schedule="decreasing", trace_source=True)
+    x = clip_for(model)
+    expected = logits(model, x)
+    eager_info = vtome.info(model)
+    compiled = torch.compile(model, fullgraph=True)
+    with torch.no_grad():
+        compiled(x)
+        with dynamo.config.patch(error_on_recompile=True):
+            for _ in range(3):
+                vtome.info(model)  # reading the state between calls must not invalidate the graph
+                out = compiled(x)
+    torch.testing.assert_close(output_logits(out), expected, atol=1e-4, rtol=1e-4)
+    info = vtome.info(model)
+    assert info["tokens"] == eager_info["tokens"] and info["tokens"][0] > info["tokens"][-1]
+    assert torch.equal(info["source"], eager_info["source"])
+    torch.testing.assert_close(info["size"], eager_info["size"])
+
+
+def test_repatching_and_unpatching_a_compiled_model_take_effect():
+    model = BUILDERS["vit"](layers=2)
+    vtome.patch(model, r=3)
+    x = clip_for(model)
+    compiled = torch.compile(model, fullgraph=True)
+    with torch.no_grad():
+        torch.testing.assert_close(output_logits(compiled(x)), logits(model, x), atol=1e-4, rtol=1e-4)
+    # Other settings and unpatching recompile, as they should, and give the eager numbers.
+    vtome.patch(model, r=1)
+    with torch.no_grad():
+        torch.testing.assert_close(output_logits(compiled(x)), logits(model, x), atol=1e-4, rtol=1e-4)
+    vtome.unpatch(model)
+    with torch.no_grad():
+        torch.testing.assert_close(output_logits(compiled(x)), logits(model, x), atol=1e-4, rtol=1e-4)
+
+
+def test_compiled_random_mode_and_inference_mode():
+    model = BUILDERS["vit"](layers=2)
+    vtome.patch(model, r=4, mode="random_merge", seed=3)
+    x = clip_for(model)
+    expected = logits(model, x)
+    compiled = torch.compile(model, fullgraph=True)
+    with torch.inference_mode():
+        compiled(x)
+        with dynamo.config.patch(error_on_recompile=True):
+            out = compiled(x)
+    torch.testing.assert_close(output_logits(out), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_compiled_training_gives_the_eager_gradients():
+    model = BUILDERS["videomae"]().train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    vtome.patch(model, r=3)
+    x = clip_for(model)
+    model(x).logits.square().mean().backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    compiled = torch.compile(model, fullgraph=True)
+    compiled(x).logits.square().mean().backward()
+    for got, want in zip((p.grad for p in model.parameters()), expected, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("settings", [dict(mode="merge"), dict(mode="random_drop")], ids=["merge", "random_drop"])
+def test_export_round_trips(family, settings):
+    model = BUILDERS[family]()
+    vtome.patch(model, r=3, **settings)
+    x = clip_for(model)
+    expected = logits(model, x)
+    exported = torch.export.export(model, (x,))
+    assert torch.equal(output_logits(exported.module()(x)), expected)
+
+
+def test_bench_compile_times_both_compiled_variants():
+    from vtome.bench import BenchConfig, bench
+
+    result = bench(BenchConfig(model="vit-tiny", r=8, runs=2, warmup=1, compile=True))
+    assert result["compile"] is True
+    assert result["tokens"] == [65, 57, 49, 41, 33]  # timm ViT-tiny preset: 64 patches + class token, 4 layers
+    for key in ("compile_s_baseline", "compile_s_patched", "patched_eager_s", "baseline_s", "patched_s"):
+        assert result[key] > 0
+    # The first (compiling) call takes longer than a compiled call.
+    assert result["compile_s_patched"] > result["patched_s"]
