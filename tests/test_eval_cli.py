@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from clipdata import noise_frames, tiny_videomae_dir, write_mp4
 from vtome.cli import app
-from vtome.results import read_records
+from vtome.evaluation.results import read_records
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from vtome.results import read_records
+from vtome.evaluation.results import read_records
 from vtome.vis.confusion import confusion_change, plot_changes, read_class_names
 
 

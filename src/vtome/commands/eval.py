@@ -23,7 +23,7 @@ from vtome.data.epic import NUM_NOUNS, NUM_VERBS
 from vtome.data.registry import DATASETS, load_samples
 from vtome.data.samplers import MODES, default_sampler
 from vtome.data.transforms import clip_transform
-from vtome.eval import ResumeMismatch, evaluate
+from vtome.evaluation.loop import ResumeMismatch, evaluate
 from vtome.models import load_model, random_input
 
 PRETTY = {"vivit": "ViViT", "videomae": "VideoMAE", "timesformer": "TimeSformer"}

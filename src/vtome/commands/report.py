@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from vtome.report import load_results, table_rows, to_csv, to_markdown
+from vtome.evaluation.report import load_results, table_rows, to_csv, to_markdown
 
 
 def report_command(

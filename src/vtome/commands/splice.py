@@ -107,7 +107,7 @@ def splice_command(
         net, frames = a.model_and_clip(model, video, sampling, seed)
         chosen = None
         if predictions is not None:
-            from vtome.results import read_records
+            from vtome.evaluation.results import read_records
 
             records = read_records(predictions)
             source = _source_record(records, video, clip_id) or {"id": clip_id or video, label_key: label}

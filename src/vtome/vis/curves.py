@@ -107,7 +107,7 @@ def read_metrics(results: list[dict], metric: str = "top1") -> list[Point]:
 def load_points(paths: list[str | Path], metric: str = "top1", speedup: str = "speedup") -> list[Point]:
     """Points from CSV files and metrics.json files / directories, combined per (model, schedule, mode, r).
     speedup: the CSV column of the speedup ("speedup" measured, "flop_speedup" ideal)."""
-    from vtome.report import load_results
+    from vtome.evaluation.report import load_results
 
     csvs = [p for p in map(Path, paths) if p.suffix == ".csv"]
     others = [p for p in map(Path, paths) if p.suffix != ".csv"]

@@ -1,4 +1,4 @@
-"""Classifier outputs -> the per-clip records of predictions.jsonl (keys documented in vtome.results)."""
+"""Classifier outputs -> the per-clip records of predictions.jsonl (keys documented in vtome.evaluation.results)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Accuracy from prediction records (see vtome.results for their keys), in percent.
+"""Accuracy from prediction records (see vtome.evaluation.results for their keys), in percent.
 
 A clip that could not be read has no prediction and counts as wrong: the denominator is every clip evaluated.
 """

@@ -16,7 +16,7 @@ import csv
 import json
 from pathlib import Path
 
-from vtome.results import METRICS
+from vtome.evaluation.results import METRICS
 
 COLUMNS = ["Model", "r", "Reduction", "K400", "SSv2", "EK-100 Action", "EK-100 Verb", "EK-100 Noun", "Folder",
            "Speedup (x)"]

@@ -2,17 +2,18 @@
 
     metrics = evaluate(model, samples, "runs/vivit-k400-merge", sampler=sampler, transform=transform)
 
-Writes OUT/predictions.jsonl (see vtome.results for the keys) as clips are done and OUT/metrics.json at the
-end. A rerun skips the ids already in predictions.jsonl; OUT/settings.json makes sure it has the same settings
+Writes OUT/predictions.jsonl (see vtome.evaluation.results for the keys) as clips are done and OUT/metrics.json at
+the end. A rerun skips the ids already in predictions.jsonl; OUT/settings.json makes sure it has the same settings
 (anything but date, limit, backend, root, name and version). Under torchrun every process takes every N-th pending
 clip, and rank 0 merges and scores the lot: the same records and metrics as one process.
 
-metrics.json keys: the accuracies of vtome.accuracy.accuracy (top1, top5 in percent; EPIC verb_/noun_/action_
-top1/top5), "total" (clips in the list), "evaluated", "correct", "failed", "failures" [{id, path, error}],
-"complete" (evaluated == total), "throughput" {clips, clips_per_s (summed over processes, model forward only),
-wall_clips_per_s, model_seconds, wall_seconds, processes, batch_size, device} measured in this run (kept from
-the last run that processed clips when a rerun has nothing left), and every entry of `settings` (the command
-records model, model_type, name, dataset, split, root, r, schedule, mode, threshold, seed, prop_attn, tokens, ...).
+metrics.json keys: the accuracies of vtome.evaluation.accuracy.accuracy (top1, top5 in percent; EPIC
+verb_/noun_/action_ top1/top5), "total" (clips in the list), "evaluated", "correct", "failed", "failures" [{id,
+path, error}], "complete" (evaluated == total), "throughput" {clips, clips_per_s (summed over processes, model
+forward only), wall_clips_per_s, model_seconds, wall_seconds, processes, batch_size, device} measured in this run
+(kept from the last run that processed clips when a rerun has nothing left), and every entry of `settings` (the
+command records model, model_type, name, dataset, split, root, r, schedule, mode, threshold, seed, prop_attn,
+tokens, ...).
 """
 
 from __future__ import annotations
@@ -28,14 +29,22 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from vtome import dist
-from vtome.accuracy import accuracy
 from vtome.data.clips import ClipDataset, collate
 from vtome.data.samplers import FrameSampler
 from vtome.data.samples import Sample
 from vtome.data.transforms import ClipTransform
-from vtome.predictions import records as make_records
-from vtome.results import METRICS, PREDICTIONS, RecordWriter, consolidate, part_file, read_records, write_metrics
+from vtome.evaluation import dist
+from vtome.evaluation.accuracy import accuracy
+from vtome.evaluation.predictions import records as make_records
+from vtome.evaluation.results import (
+    METRICS,
+    PREDICTIONS,
+    RecordWriter,
+    consolidate,
+    part_file,
+    read_records,
+    write_metrics,
+)
 
 log = logging.getLogger("vtome.eval")
 
