@@ -5,7 +5,6 @@ hub cache, and what bench reports when r is capped."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -153,6 +152,8 @@ def test_splice_refuses(cli, tmp_path, no_model_load):
                                                                                  "--predictions")
     refused(cli(*base, "--predictions", tmp_path / "p.jsonl", "--id", "a", "--logit-range", "x"),
             "--logit-range x")
+    refused(cli(*base, "--predictions", tmp_path / "p.jsonl", "--id", "a", "--label-key", "noun_label"),
+            "--label-key noun_label: no record")
 
 
 @pytest.fixture
@@ -174,6 +175,8 @@ def test_confusion_refuses(cli, runs):
     refused(cli(*base, "--k", "0"), "--k 0")
     refused(cli("confusion", runs / "nope", runs / "base", "--out", runs / "c.png"), "no such file")
     refused(cli(*base, "--classes", runs / "names.txt"), "--classes", "no such file")
+    (runs / "names.json").write_text("{broken")
+    refused(cli(*base, "--classes", runs / "names.json"), "--classes", "cannot read class names")
 
 
 def test_confusion_names_classes_from_the_checkpoint(cli, runs, tmp_path):
@@ -230,6 +233,8 @@ def test_report_creates_the_csv_folder_and_refuses_what_is_not_results(cli, tmp_
     (tmp_path / "junk" / "metrics.json").write_text("{not json")
     refused(cli("report", tmp_path / "junk"), "is not a metrics.json of vtome eval")
     refused(cli("report", tmp_path / "nothing"), "no results at")
+    refused(cli("curves", tmp_path / "runs", "--metric", "verb_top1", "--out", tmp_path / "c.png"),
+            "--metric verb_top1: none of the results has it")
 
 
 def test_demo_refuses_before_any_work(cli, tmp_path, no_model_load):
@@ -337,4 +342,10 @@ def test_device_defaults_to_cuda_when_available(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setenv("LOCAL_RANK", "3")
     assert resolve_device(None) == "cuda:3"  # this process's GPU under torchrun
-    assert os.environ["LOCAL_RANK"] == "3"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert resolve_device("cuda") == "cuda:3" and resolve_device("cuda:1") == "cuda:1"
+
+
+def test_bare_vtome_shows_the_help_without_an_error_line(cli):
+    done = cli()
+    assert "Usage: vtome" in done.out and "error" not in done.err

@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     except typer.TyperException as err:  # click's usage errors and vtome's UserError
         if debug:
             raise
-        message = err.format_message() if hasattr(err, "format_message") else str(err)
-        print(f"vtome {command_name}: error: {_one_line(message)}".replace("vtome : ", "vtome: "), file=sys.stderr)
+        message = _one_line(err.format_message() if hasattr(err, "format_message") else str(err))
+        if message:  # (none when click has shown the help instead, as for a bare `vtome`)
+            print(f"vtome {command_name}: error: {message}".replace("vtome : ", "vtome: "), file=sys.stderr)
         sys.exit(getattr(err, "exit_code", 2))
     sys.exit(code if isinstance(code, int) else 0)

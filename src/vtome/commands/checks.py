@@ -110,14 +110,16 @@ def merge_settings(r: float, schedule: str, mode: str, threshold: float | None, 
 
 
 def resolve_device(device: str | None) -> str:
-    """The device to run on: as given (checked that it exists here), else cuda when available (this process's
-    GPU under torchrun), else cpu."""
+    """The device to run on: as given (checked that it exists here), else cuda when available, else cpu. Under
+    torchrun, cuda (given or default) is this process's GPU (LOCAL_RANK)."""
     import torch
 
     if device is None:
         if torch.cuda.is_available():
             return f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
         return "cpu"
+    if device == "cuda" and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"  # under torchrun, "cuda" is this process's GPU, not GPU 0
     try:
         parsed = torch.device(device)
     except (RuntimeError, ValueError) as err:

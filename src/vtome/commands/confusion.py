@@ -36,6 +36,14 @@ def _run_name(path: Path) -> str:
     return path.parent.name if path.name == PREDICTIONS else path.stem
 
 
+def _class_names(path: Path) -> dict[int, str]:
+    try:
+        return read_class_names(path)
+    except (ValueError, UnicodeDecodeError, AttributeError) as err:
+        raise fail("--classes", path, f"cannot read class names ({type(err).__name__}: {err}); give a txt (one name "
+                                      "per line), a json list or object, or a csv of index,name") from err
+
+
 def _checkpoint_names(path: Path) -> dict[int, str]:
     """id2label of the model a run evaluated, when its settings.json names one that is available offline."""
     from vtome.commands.modelspec import label_names, resolve
@@ -83,7 +91,7 @@ def confusion_command(
         label_key, _ = keys(None if h == "class" else h)
         if h != "class" and label_key not in base_records[0]:
             raise fail("--head", h, f"{base} has no {h} predictions (not an EPIC run); use --head class")
-    names = {"" if h == "class" else h: read_class_names(file) for h, file in zip(heads, classes or [], strict=False)}
+    names = {"" if h == "class" else h: _class_names(file) for h, file in zip(heads, classes or [], strict=False)}
     if "class" in heads and "" not in names and not epic:
         names[""] = _checkpoint_names(base) or _checkpoint_names(merged)
     try:

@@ -49,8 +49,14 @@ def curves_command(
     try:
         _note_flop_only(results, metric, speedup)
         points = load_points(results, metric, speedup)
+    except (ValueError, KeyError, UnicodeDecodeError) as err:  # not results
+        raise UserError(f"{' '.join(map(str, results))}: {err}") from err
+    if any(p.suffix != ".csv" for p in results) and all(p.accuracy is None for p in points):
+        raise fail("--metric", metric, "none of the results has it (eval metrics: top1, top5; EPIC: action_top1, "
+                                       "verb_top1, noun_top1, ...)")
+    try:
         path = plot_curves(points, out, title, metric)
-    except (ValueError, KeyError, UnicodeDecodeError) as err:  # not results, or nothing to plot
+    except ValueError as err:  # nothing to plot
         raise UserError(f"{' '.join(map(str, results))}: {err}") from err
     text = console(as_json)
     text.print(f"{len(points)} points; wrote {path}")

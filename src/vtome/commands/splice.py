@@ -86,6 +86,8 @@ def _partner_from_predictions(predictions: Path, video: str, clip_id: str | None
     records = read_records(predictions)
     if not records:
         raise fail("--predictions", predictions, "holds no prediction records (predictions.jsonl of vtome eval)")
+    if "same-class" in choose and not any(label_key in r for r in records):
+        raise fail("--label-key", label_key, f"no record of {predictions} has it (EPIC: noun_label or verb_label)")
     source = _source_record(records, video, clip_id)
     if source is None:
         if clip_id is not None and label is None:
