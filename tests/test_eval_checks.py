@@ -106,19 +106,23 @@ def test_a_model_that_is_not_a_video_classifier(tmp_path, capsys, no_model_load)
             "'bert' model, not a video classifier")
 
 
-def test_resume_refuses_another_root_or_backend(data, tmp_path, capsys):
+def test_resume_refuses_another_root_or_backend(data, tmp_path, capsys, monkeypatch):
     root, _ = data
     out = tmp_path / "run"
     first = vtome(capsys, *_args(data, out, "--limit", 2))
     assert first.code == 0, first.err
+    # From here on a load fails the test: a rerun with other settings is refused before the weights load.
+    monkeypatch.setattr("vtome.commands.modelspec.ModelSpec.load", lambda *a: pytest.fail("loaded before refusal"))
     moved = tmp_path / "copy"
     shutil.copytree(root / "videos", moved)
     refused(vtome(capsys, *_args(data, out, "--limit", 2, "--root", moved)), "root differ")
     other = [b for b in available_backends() if b != "pyav"]
     if other:
         refused(vtome(capsys, *_args(data, out, "--limit", 2, "--backend", other[0])), "backend differ")
+    refused(vtome(capsys, *_args(data, out, "--limit", 2, "--r", 1)), "r differ")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["root"] == str((root / "videos").resolve()) and metrics["backend"] == "pyav"
+    monkeypatch.undo()
     again = vtome(capsys, *_args(data, out, "--limit", 3))  # --limit may change: it does not change a clip
     assert again.code == 0, again.err
 

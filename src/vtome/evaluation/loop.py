@@ -63,20 +63,28 @@ class NothingEvaluated(RuntimeError):
     """No clip could be read: nothing is kept in OUT, so that a corrected rerun starts afresh."""
 
 
+def check_resume(out: str | Path, settings: dict, partial: bool = False) -> None:
+    """Raise ResumeMismatch when OUT holds predictions made with other settings (those not in RESUMABLE).
+    partial: compare only the keys of `settings` (a check made before everything is known)."""
+    path = Path(out) / SETTINGS
+    if not path.is_file():
+        return
+    before = {k: v for k, v in json.loads(path.read_text()).items() if k not in RESUMABLE}
+    fixed = {k: v for k, v in json.loads(json.dumps(settings)).items() if k not in RESUMABLE}  # JSON types
+    keys = fixed.keys() if partial else before.keys() | fixed.keys()
+    changed = sorted(k for k in keys if before.get(k) != fixed.get(k))
+    if changed:
+        raise ResumeMismatch(
+            f"{out} holds predictions made with other settings ({', '.join(changed)} differ): "
+            "use another --out, or delete it to start again"
+        )
+
+
 def _check_settings(out: Path, settings: dict, rank: int) -> None:
     """Refuse to mix predictions of different settings in one OUT; record the settings of a new OUT."""
-    path = out / SETTINGS
-    fixed = {k: v for k, v in settings.items() if k not in RESUMABLE}
-    if path.is_file():
-        before = {k: v for k, v in json.loads(path.read_text()).items() if k not in RESUMABLE}
-        changed = sorted(k for k in before.keys() | fixed.keys() if before.get(k) != fixed.get(k))
-        if changed:
-            raise ResumeMismatch(
-                f"{out} holds predictions made with other settings ({', '.join(changed)} differ): "
-                "use another --out, or delete it to start again"
-            )
-    elif rank == 0:
-        path.write_text(json.dumps(settings, indent=2) + "\n")
+    check_resume(out, settings)
+    if rank == 0 and not (out / SETTINGS).is_file():
+        (out / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def forward(model: nn.Module, video: torch.Tensor) -> torch.Tensor:
