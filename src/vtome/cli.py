@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         message = _one_line(err.format_message() if hasattr(err, "format_message") else str(err))
-        if message:  # (none when click has shown the help instead, as for a bare `vtome`)
-            print(f"vtome {command_name}: error: {message}".replace("vtome : ", "vtome: "), file=sys.stderr)
+        if message and os.environ.get("RANK", "0") == "0":  # none after click's help; under torchrun, rank 0 says it
+            print(f"{' '.join(['vtome', command_name]).strip()}: error: {message}", file=sys.stderr)
         sys.exit(getattr(err, "exit_code", 2))
     sys.exit(code if isinstance(code, int) else 0)

@@ -135,11 +135,10 @@ def _from_config_file(name: str, path: Path) -> ModelSpec:
     return ModelSpec(name, "hf", config)
 
 
-def _hub_config(name: str, local_only: bool) -> Path:
-    """config.json of a hub repo: from the local cache, else downloaded."""
+def _hub_config(repo: str, local_only: bool) -> Path:
+    """config.json of a hub repo: from the local cache, else downloaded. LookupError says why it cannot be had."""
     from huggingface_hub import hf_hub_download
 
-    repo = name.removeprefix("hf-hub:")
     try:
         return Path(hf_hub_download(repo, "config.json", local_files_only=local_only))
     except Exception as err:  # offline, no such repo, no config.json, invalid id: huggingface_hub's many errors
@@ -150,7 +149,7 @@ def _hub_config(name: str, local_only: bool) -> Path:
             why = "no such model on the HuggingFace hub"
         else:
             why = f"cannot get its config.json from the hub ({kind}: {_first_line(err)})"
-        raise fail("--model", name, f"{why}; give {ALLOWED}") from err
+        raise LookupError(why) from err
 
 
 def resolve(name: str, local_only: bool = False) -> ModelSpec:
@@ -166,12 +165,15 @@ def resolve(name: str, local_only: bool = False) -> ModelSpec:
             raise fail("--model", name, "has no config.json: not a model saved with save_pretrained (HF) or "
                                         "save_for_hf (timm)")
         return _check_supported(_from_config_file(name, path / "config.json"))
-    if "/" not in name.removeprefix("hf-hub:") or name.startswith((".", "/")) or name.count("/") > 2:
+    repo = name.removeprefix("hf-hub:")
+    if repo.count("/") != 1 or name.startswith((".", "/", "~")):
         raise fail("--model", name, f"no such preset or directory, and not a hub id (owner/name); give {ALLOWED}")
-    spec = _from_config_file(name, _hub_config(name, local_only))
-    if spec.kind == "hf":
-        spec.name = name.removeprefix("hf-hub:")
-    return _check_supported(spec)
+    try:
+        config = _hub_config(repo, local_only)
+    except LookupError as err:
+        where = "" if name.startswith("hf-hub:") else "no such directory here, and "
+        raise fail("--model", name, f"{where}{err}; give {ALLOWED}") from err
+    return _check_supported(_from_config_file(repo, config))
 
 
 def is_video(model: nn.Module) -> bool:
