@@ -5,8 +5,8 @@
 Writes OUT/predictions.jsonl (see vtome.evaluation.results for the keys) as clips are done and OUT/metrics.json at
 the end. A rerun skips the ids already in predictions.jsonl; OUT/settings.json makes sure it has the same settings
 (anything but date, limit, name and version: a rerun with another --root or --backend is refused, as those change
-what a clip is). Under torchrun every process takes every N-th pending
-clip, and rank 0 merges and scores the lot: the same records and metrics as one process.
+what a clip is). Under torchrun every process takes every N-th pending clip, and rank 0 merges and scores the lot:
+the same records and metrics as one process.
 
 metrics.json keys: the accuracies of vtome.evaluation.accuracy.accuracy (top1, top5 in percent; EPIC
 verb_/noun_/action_ top1/top5), "total" (clips in the list), "evaluated", "correct", "failed", "failures" [{id,
