@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 import vtome
 from vtome.bench import baseline_attention
 from vtome.cli import app
-from vtome.commands.bench import as_r
+from vtome.commands.checks import parse_r
 from vtome.flops import model_flops
 from vtome.models import load_model, random_input
 
@@ -28,7 +28,8 @@ def _restore_threads():
 
 def _bench(tmp_path, *args):
     out = tmp_path / "bench.json"
-    result = runner.invoke(app, ["bench", "--runs", "2", "--warmup", "0", "--threads", "1", "--json", str(out), *args])
+    result = runner.invoke(app, ["bench", "--runs", "2", "--warmup", "0", "--threads", "1", "--json-out", str(out),
+                                 *args])
     assert result.exit_code == 0, result.output
     return json.loads(out.read_text()), result.output
 
@@ -38,7 +39,7 @@ def test_bench_json(tmp_path):
     assert KEYS <= res.keys()
     assert (res["model"], res["r"], res["schedule"], res["mode"], res["batch_size"]) == ("vivit-tiny", 20,
                                                                                           "constant", "merge", 2)
-    assert res["tokens"] == [257, 237, 217, 197, 177] and res["r_per_layer"] == [20] * 4
+    assert res["tokens"] == [257, 237, 217, 197, 177] and res["r_per_layer"] == res["r_scheduled"] == [20] * 4
     assert len(res["baseline_runs_s"]) == len(res["patched_runs_s"]) == 2
     assert res["baseline_s"] > 0 and res["patched_s"] > 0 and res["speedup"] > 0
     ratios = sorted(b / p for b, p in zip(res["baseline_runs_s"], res["patched_runs_s"], strict=True))
@@ -61,19 +62,14 @@ def test_bench_r0_divided_eager_fraction(tmp_path):
     assert res["r"] == 0 and res["flop_speedup"] == 1.0 and res["tokens"] == [64] * 5
     assert res["attn_impl"] == "eager" and res["threads"] == res["threads_used"] == 1
     res, _ = _bench(tmp_path, "--model", "timesformer-tiny", "--r", "0.25", "--schedule", "decreasing")
-    assert res["r"] == 0.25 and res["r_per_layer"] == [32, 21, 10, 0]
-    assert res["tokens"] == [64, 32, 16, 8, 8]
+    assert res["r"] == 0.25 and res["r_scheduled"] == [32, 21, 10, 0]
+    assert res["tokens"] == [64, 32, 16, 8, 8] and res["r_per_layer"] == [32, 16, 8, 0]  # capped at half
 
 
-def test_bench_rejects_bad_options(tmp_path):
-    result = runner.invoke(app, ["bench", "--model", "vit-tiny", "--attn-impl", "flash", "--runs", "1"])
-    assert result.exit_code != 0 and "attn_impl" in result.output
-
-
-def test_as_r():
-    assert as_r(300) == 300 and isinstance(as_r(300.0), int)
-    assert as_r(0) == 0 and isinstance(as_r(0.0), int)
-    assert as_r(0.1) == 0.1
+def test_parse_r():
+    assert parse_r(300) == 300 and isinstance(parse_r(300.0), int)
+    assert parse_r(0) == 0 and isinstance(parse_r(0.0), int)
+    assert parse_r(0.1) == 0.1 and isinstance(parse_r(0.1), float)
 
 
 @pytest.mark.parametrize("name", ["vivit-tiny", "videomae-tiny", "timesformer-tiny", "vit-tiny"])
@@ -103,7 +99,7 @@ def test_baseline_attention_computes_the_same_and_restores(name, attn_impl):
 
 def test_sweep_flops_only(tmp_path):
     result = runner.invoke(app, ["sweep", "--model", "vivit-tiny", "--steps", "3", "--out", str(tmp_path),
-                                 "--json", str(tmp_path / "sweep.json")])
+                                 "--json-out", str(tmp_path / "sweep.json")])
     assert result.exit_code == 0, result.output
     written = json.loads((tmp_path / "sweep.json").read_text())
     assert len(written["rows"]) == 9 and written["png"].endswith("sweep.png")

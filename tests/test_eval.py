@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from clipdata import gray_frames, noise_frames, tiny_videomae_dir, write_frames, write_mp4
-from vtome.accuracy import accuracy
 from vtome.data.registry import load_samples
 from vtome.data.samplers import FrameSampler
 from vtome.data.transforms import clip_transform
 from vtome.data.video import read_video
-from vtome.eval import evaluate
+from vtome.evaluation.accuracy import accuracy
+from vtome.evaluation.loop import evaluate
+from vtome.evaluation.predictions import action_topk, records
+from vtome.evaluation.results import read_records
 from vtome.models import load_model
-from vtome.predictions import action_topk, records
-from vtome.results import read_records
 
 RUN_KEYS = {"throughput", "date"}  # what legitimately differs between two runs of the same evaluation
 

@@ -8,7 +8,7 @@ import json
 from typer.testing import CliRunner
 
 from vtome.cli import app
-from vtome.report import table_rows, to_markdown
+from vtome.evaluation.report import table_rows, to_markdown
 
 
 def _metrics(name, model_type, dataset, r, mode, clips_per_s, complete=True, schedule="constant", **acc):

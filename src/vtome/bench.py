@@ -277,7 +277,9 @@ def probe(model: nn.Module, x: torch.Tensor, kwargs: dict, runs: int, attn_impl:
             "peak_mem_baseline_mib": memory_baseline,
             "peak_mem_patched_mib": memory_patched,
             "tokens": info["tokens"],
-            "r_per_layer": info["r"],
+            # what each layer removed (r is capped at half the mergeable tokens), and what the schedule asked
+            "r_per_layer": [a - b for a, b in zip(info["tokens"], info["tokens"][1:], strict=False)],
+            "r_scheduled": info["r"],
             "flops_patched": model_flops(model).total,
         }
     finally:
@@ -344,8 +346,9 @@ def compare(
     }
 
 
-def prepare(config: BenchConfig) -> tuple[nn.Module, torch.Tensor]:
-    """Load the model and a random batch as the config asks (threads, device, dtype)."""
+def prepare(config: BenchConfig, load: Callable[[str], nn.Module] = load_model) -> tuple[nn.Module, torch.Tensor]:
+    """Load the model (with `load`, from config.model) and a random batch as the config asks (threads, device,
+    dtype)."""
     if config.attn_impl not in ATTN_IMPLS:
         raise ValueError(f"attn_impl must be one of {ATTN_IMPLS}; got {config.attn_impl!r}")
     if config.dtype not in DTYPES:
@@ -356,14 +359,16 @@ def prepare(config: BenchConfig) -> tuple[nn.Module, torch.Tensor]:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
-    model = load_model(config.model).to(device=device, dtype=DTYPES[config.dtype])
+    model = load(config.model).to(device=device, dtype=DTYPES[config.dtype])
     return model, random_input(model, config.batch_size, seed=config.seed)
 
 
-def bench(config: BenchConfig, step: Callable[[str], None] | None = None) -> dict:
+def bench(config: BenchConfig, step: Callable[[str], None] | None = None,
+          load: Callable[[str], nn.Module] = load_model) -> dict:
     """Load config.model and benchmark it. The result holds the config and, among others: baseline_s and
     patched_s (median seconds per batch), speedup, *_clips_per_s, *_frames_per_s, gflops_* (per clip, analytic),
     flop_speedup (whole forward, matching included), flop_speedup_layers (encoder layers only, no matching),
-    efficiency = speedup / flop_speedup, merge_share, peak_mem_*_mib, tokens and r_per_layer."""
-    model, x = prepare(config)
+    efficiency = speedup / flop_speedup, merge_share, peak_mem_*_mib, tokens, r_per_layer (the tokens each layer
+    removed) and r_scheduled (what the schedule asked: r is capped at half the mergeable tokens)."""
+    model, x = prepare(config, load)
     return compare(model, x, config, step)

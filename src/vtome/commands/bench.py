@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,16 +9,27 @@ from rich.console import Console
 from rich.table import Table
 
 from vtome.bench import ATTN_IMPLS, DTYPES, BenchConfig, bench
+from vtome.commands.checks import at_least, merge_settings, one_of, resolve_device
+from vtome.commands.modelspec import resolve
+from vtome.commands.output import Json, JsonOut, check_json_out, console, emit
 
 
-def as_r(value: float) -> int | float:
-    """A command-line r: a value below 1 is a fraction of the tokens (0.1), anything else a count (300)."""
-    return value if 0 < value < 1 else int(value)
+def _gflops(value: float) -> str:
+    return f"{value:.1f}" if value >= 100 else f"{value:.4g}"  # tiny models: enough digits to tell them apart
+
+
+def _r_title(result: dict) -> str:
+    used, asked = result["r_per_layer"], result["r_scheduled"]
+    text = f"r={result['r']}"
+    if used != asked:
+        text += f" (capped at half the tokens: {' '.join(map(str, used))} per layer)"
+    return text
+
 
 
 def result_table(result: dict) -> Table:
     """Rich table of a bench result: one column per variant, then the ratios."""
-    table = Table(title=f"{result['model']}  r={result['r']} {result['schedule']} {result['mode']}  "
+    table = Table(title=f"{result['model']}  {_r_title(result)} {result['schedule']} {result['mode']}  "
                         f"batch {result['batch_size']}, {result['attn_impl']}, {result['dtype']}, "
                         f"{result['device']} x{result['threads_used']} threads")
     for name in ("", "unpatched", "patched", "patched / unpatched"):
@@ -29,11 +38,12 @@ def result_table(result: dict) -> Table:
         ("latency (s, median)", "baseline_s", "patched_s", "{:.3f}"),
         ("clips/s", "baseline_clips_per_s", "patched_clips_per_s", "{:.3f}"),
         ("frames/s", "baseline_frames_per_s", "patched_frames_per_s", "{:.2f}"),
-        ("GFLOPs per clip", "gflops_baseline", "gflops_patched", "{:.1f}"),
+        ("GFLOPs per clip", "gflops_baseline", "gflops_patched", _gflops),
         ("peak memory (MiB)", "peak_mem_baseline_mib", "peak_mem_patched_mib", "{:.0f}"),
     ]
     for label, a, b, fmt in rows:
-        table.add_row(label, fmt.format(result[a]), fmt.format(result[b]), f"{result[b] / result[a]:.3f}")
+        fmt = fmt.format if isinstance(fmt, str) else fmt
+        table.add_row(label, fmt(result[a]), fmt(result[b]), f"{result[b] / result[a]:.3f}")
     table.add_section()
     table.add_row("speedup (median of pairs)", "", "", f"[bold green]{result['speedup']:.2f}x")
     table.add_row("speedup in CPU time", "", "", f"{result['cpu_speedup']:.2f}x")
@@ -51,40 +61,47 @@ def result_table(result: dict) -> Table:
 
 
 def bench_command(
-    model: Annotated[str, typer.Option(help="Preset (vivit-b, videomae-b, timesformer-b, vit-b, *-tiny), local "
-                                            "directory or HF id.")] = "vivit-b",
-    r: Annotated[float, typer.Option(help="Tokens merged per layer (per frame for TimeSformer); below 1: a "
-                                          "fraction of the initial tokens.")] = 300,
-    schedule: Annotated[str, typer.Option(help="constant | decreasing | increasing")] = "constant",
+    model: Annotated[str, typer.Option(help="Preset (see `vtome models`), local directory (save_pretrained or timm "
+                                            "save_for_hf) or hub id.")] = "vivit-b",
+    r: Annotated[float, typer.Option(help="Tokens merged per layer, a whole number (per frame for TimeSformer); "
+                                          "below 1: a fraction of the initial tokens.")] = 300,
+    schedule: Annotated[str, typer.Option(help="constant | decreasing | increasing | r per layer, comma separated."
+                                          )] = "constant",
     mode: Annotated[str, typer.Option(help="merge | drop | random_drop | random_merge | hybrid")] = "merge",
-    threshold: Annotated[float | None, typer.Option(help="Similarity threshold of mode=hybrid.")] = None,
+    threshold: Annotated[float | None, typer.Option(help="Similarity threshold in [-1, 1], for --mode hybrid only."
+                                                    )] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Clips per forward pass.")] = 1,
     runs: Annotated[int, typer.Option(help="Timed pairs (unpatched, patched).")] = 5,
     warmup: Annotated[int, typer.Option(help="Untimed passes of each variant first.")] = 1,
     probe_runs: Annotated[int, typer.Option(help="Separate instrumented passes for the merge share.")] = 1,
     threads: Annotated[int | None, typer.Option(help="torch.set_num_threads (default: torch's choice).")] = None,
     dtype: Annotated[str, typer.Option(help=" | ".join(DTYPES))] = "float32",
-    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:1 ...")] = "cpu",
+    device: Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N (default: cuda when available, else cpu)."
+                                               )] = None,
     attn_impl: Annotated[str, typer.Option(help=f"{' | '.join(ATTN_IMPLS)}, for both variants.")] = "sdpa",
     seed: Annotated[int, typer.Option(help="Seed of the random input and of random modes.")] = 0,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile both variants; report compile "
                                                             "times and the patched eager time too.")] = False,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Write the full result as JSON here.")] = None,
+    as_json: Json = False,
+    json_out: JsonOut = None,
 ) -> None:
     """Time the model unpatched and patched (alternating, after warm-up) and compare with the FLOP-ideal."""
-    console = Console()
-    config = BenchConfig(
-        model=model, r=as_r(r), schedule=schedule, mode=mode, threshold=threshold, batch_size=batch_size,
-        runs=runs, warmup=warmup, probe_runs=probe_runs, threads=threads, dtype=dtype, device=device,
-        attn_impl=attn_impl, seed=seed, compile=compile,
-    )
-    try:
-        with console.status(f"building {model}") as status:
-            result = bench(config, step=lambda text: status.update(f"{model}: {text}"))
-    except (ValueError, TypeError) as err:
-        raise typer.BadParameter(str(err)) from err
-    console.print(result_table(result))
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(result, indent=2) + "\n")
-        console.print(f"wrote {json_path}")
+    settings = merge_settings(r, schedule, mode, threshold, seed)
+    for option, value, low in (("--batch-size", batch_size, 1), ("--runs", runs, 1), ("--warmup", warmup, 0),
+                               ("--probe-runs", probe_runs, 1), ("--threads", threads, 1)):
+        at_least(option, value, low)
+    one_of("--dtype", dtype, DTYPES)
+    one_of("--attn-impl", attn_impl, ATTN_IMPLS)
+    device = resolve_device(device)
+    check_json_out(json_out)
+    spec = resolve(model)
+    spec.check_patch(settings)
+
+    config = BenchConfig(model=model, batch_size=batch_size, runs=runs, warmup=warmup, probe_runs=probe_runs,
+                         threads=threads, dtype=dtype, device=device, attn_impl=attn_impl, compile=compile,
+                         **settings)
+    with Console(stderr=True, quiet=as_json).status(f"building {model}") as status:
+        result = bench(config, step=lambda text: status.update(f"{model}: {text}"), load=lambda _: spec.load())
+    text = console(as_json)
+    text.print(result_table(result))
+    emit(result, as_json, json_out, text)

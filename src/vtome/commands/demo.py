@@ -22,7 +22,10 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from vtome.models import load_model, random_input
+from vtome.commands.checks import UserError, at_least, input_dir, output_dir, parse_r
+from vtome.commands.modelspec import ModelSpec, resolve
+from vtome.commands.output import JsonOut, check_json_out, emit
+from vtome.models import random_input
 from vtome.testbed.evaluate import R
 from vtome.testbed.findings import Finding, check_findings
 from vtome.testbed.table import COLUMNS, DATASET_COLUMNS, cell, table_rows, to_markdown
@@ -57,13 +60,14 @@ def _print_findings(console: Console, findings: list[Finding]) -> None:
         console.print(f"  {f.claim}: {mark}, {f.held}/{f.total}{ties}{detail}")
 
 
-def _big_model_line(name: str, r: int, runs: int) -> dict:
+def _big_model_line(spec: ModelSpec, r: int, runs: int) -> dict:
     """Unpatched and patched forward of one random clip, alternating after one warm-up pass of each."""
     from vtome.bench import time_pairs
     from vtome.flops import arch, flop_speedup, schedule_tokens
 
     torch.manual_seed(0)
-    net = load_model(name)
+    name = spec.name
+    net = spec.load()
     x = random_input(net)
     kwargs = dict(r=r, schedule="constant", mode="merge", threshold=None, seed=0, attn_impl="sdpa")
     baseline, patched = time_pairs(net, x, kwargs, runs=runs, warmup=1, attn_impl="sdpa")
@@ -91,14 +95,33 @@ def demo(
                                               "little from more, and lose much when the CPU is busy).")] = 1,
     checkpoints: Annotated[Path | None, typer.Option(help="A directory of <model>-<dataset> checkpoints to use "
                                                           "instead of the shipped ones.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON instead of the table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout instead of the table."
+                                          )] = False,
+    json_out: JsonOut = None,
 ) -> None:
     """Show token merging at work on the offline testbed: accuracy and speedup of merge against drop, random
     drop, random merge and hybrid (paper Table 1), plots and pictures in OUT, and ViViT-B's speedup at r=300."""
     from transformers.utils import logging as hf_logging
 
+    from vtome.testbed.clips import DATASETS
+    from vtome.testbed.models import checkpoint_dir
     from vtome.testbed.plot import plot_accuracy_speedup
     from vtome.testbed.run import run_testbed, write_pictures
+    from vtome.testbed.table import MODEL_ORDER
+
+    for option, value, low in (("--clips", clips, 1), ("--batch-size", batch_size, 1), ("--speed-r", speed_r, 0),
+                               ("--speed-runs", speed_runs, 1), ("--threads", threads, 1)):
+        at_least(option, value, low)
+    r = parse_r(r)
+    output_dir("--out", out)
+    check_json_out(json_out)
+    input_dir("--checkpoints", checkpoints)
+    wanted = [checkpoint_dir(m, d, checkpoints) for d in DATASETS for m in MODEL_ORDER]
+    missing = [path for path in wanted if not (path / "model.safetensors").is_file()]
+    if missing:
+        raise UserError(f"--checkpoints {checkpoints}: no trained checkpoint for {len(missing)} of the {len(wanted)} "
+                        f"testbed models (e.g. {missing[0]}): run scripts/train_testbed.py")
+    speed = None if quick or speed_model == "none" else resolve(speed_model)
 
     started = time.perf_counter()
     console = Console(quiet=as_json)
@@ -108,11 +131,8 @@ def demo(
     default_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     with console.status("evaluating the testbed") as status:
-        try:
-            results = run_testbed(clips, r, batch_size, step=lambda text: status.update(f"evaluating {text}"),
-                                  root=checkpoints)
-        except FileNotFoundError as err:
-            raise typer.BadParameter(str(err), param_hint="--checkpoints") from err
+        results = run_testbed(clips, r, batch_size, step=lambda text: status.update(f"evaluating {text}"),
+                              root=checkpoints)
         rows = table_rows(results)
         findings = check_findings(results)
         out.mkdir(parents=True, exist_ok=True)
@@ -128,9 +148,9 @@ def demo(
 
     torch.set_num_threads(default_threads)  # the big model's matmuls do use every core
     big = None
-    if not quick and speed_model != "none":
+    if speed is not None:
         with console.status(f"{speed_model} (random weights): unpatched and r={speed_r} forward passes"):
-            big = _big_model_line(speed_model, speed_r, speed_runs)
+            big = _big_model_line(speed, speed_r, speed_runs)
         console.print(f"[bold]{speed_model}[/] (random weights) input {tuple(big['shape'])}, merge r={speed_r} "
                       f"constant: tokens {' -> '.join(map(str, big['tokens']))}")
         console.print(f"unpatched {big['baseline_s']:.2f} s, patched {big['patched_s']:.2f} s: "
@@ -141,5 +161,4 @@ def demo(
                "speed_line": big, "seconds": seconds, "columns": list(DATASET_COLUMNS.values())}
     (out / "results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     console.print(f"demo took {seconds:.0f} s")
-    if as_json:
-        print(json.dumps(summary, ensure_ascii=False))
+    emit(summary, as_json, json_out, console)

@@ -15,14 +15,15 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from vtome.bench import ATTN_IMPLS, BenchConfig, compare, prepare
+from vtome.bench import ATTN_IMPLS, DTYPES, BenchConfig, compare, prepare
+from vtome.commands.checks import UserError, at_least, one_of, output_dir, resolve_device
+from vtome.commands.modelspec import resolve
+from vtome.commands.output import Json, JsonOut, check_json_out, console, emit
 from vtome.flops import arch, flop_speedup, model_flops, schedule_tokens
-from vtome.models import load_model
 from vtome.schedule import SCHEDULES
 
 COLUMNS = (
@@ -35,8 +36,11 @@ STYLES = {"constant": "-", "decreasing": "--", "increasing": ":"}
 
 def fractions(steps: int, max_fraction: float) -> list[float]:
     """steps values from 0 to max_fraction, rounded to 4 digits (0 is the shared unmerged point)."""
-    if steps < 2 or not 0 < max_fraction <= 0.5:
-        raise ValueError("need --steps >= 2 and 0 < --max-fraction <= 0.5")
+    if steps < 2:
+        raise UserError(f"--steps {steps}: must be at least 2 (r = 0 and --max-fraction)")
+    if not 0 < max_fraction <= 0.5:
+        raise UserError(f"--max-fraction {max_fraction:g}: must be in (0, 0.5] (at most half the tokens merge in a "
+                        "layer)")
     return [round(max_fraction * i / (steps - 1), 4) for i in range(steps)]
 
 
@@ -101,7 +105,7 @@ def write_csv(rows: list[dict], path: Path) -> Path:
 
 
 def sweep_command(
-    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model(s): preset, directory or HF id "
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model(s): preset, directory or hub id "
                                                                          "(default vivit-b).")] = None,
     bench: Annotated[bool, typer.Option("--bench", help="Measure the speedup (A/B at every point).")] = False,
     schedules: Annotated[str, typer.Option(help="Comma-separated schedules.")] = ",".join(SCHEDULES),
@@ -111,36 +115,42 @@ def sweep_command(
     runs: Annotated[int, typer.Option(help="Timed pairs per point (--bench).")] = 1,
     warmup: Annotated[int, typer.Option(help="Untimed passes of each variant before the first point.")] = 1,
     threads: Annotated[int | None, typer.Option(help="torch.set_num_threads.")] = None,
-    dtype: Annotated[str, typer.Option()] = "float32",
-    device: Annotated[str, typer.Option()] = "cpu",
+    dtype: Annotated[str, typer.Option(help=" | ".join(DTYPES))] = "float32",
+    device: Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N (default: cuda when available, else cpu)."
+                                               )] = None,
     attn_impl: Annotated[str, typer.Option(help=" | ".join(ATTN_IMPLS))] = "sdpa",
     out: Annotated[Path, typer.Option(help="Directory for sweep.csv and sweep.png.")] = Path("sweep"),
-    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the rows as JSON here.")] = None,
+    as_json: Json = False,
+    json_out: JsonOut = None,
 ) -> None:
     """Speedup for r from 0 to its limit under each schedule: CSV and plot (FLOP-ideal; measured with --bench)."""
-    console = Console()
-    model = model or ["vivit-b"]
     names = [s.strip() for s in schedules.split(",") if s.strip()]
-    bad = [s for s in names if s not in SCHEDULES]
+    bad = [s for s in names if s not in SCHEDULES] or ([] if names else [schedules])
     if bad:
-        raise typer.BadParameter(f"unknown schedule(s) {bad}; use {', '.join(SCHEDULES)}")
-    try:
-        values = fractions(steps, max_fraction)
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from err
+        raise UserError(f"--schedules {schedules}: use one or more of {', '.join(SCHEDULES)}, comma separated")
+    values = fractions(steps, max_fraction)
+    for option, value, low in (("--batch-size", batch_size, 1), ("--runs", runs, 1), ("--warmup", warmup, 0),
+                               ("--threads", threads, 1)):
+        at_least(option, value, low)
+    one_of("--dtype", dtype, DTYPES)
+    one_of("--attn-impl", attn_impl, ATTN_IMPLS)
+    device = resolve_device(device)
+    output_dir("--out", out)
+    check_json_out(json_out)
+    specs = [resolve(name) for name in model or ["vivit-b"]]
     rows: list[dict] = []
-    total = len(model) * (1 + (len(values) - 1) * len(names))
+    total = len(specs) * (1 + (len(values) - 1) * len(names))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
+    with Progress(*columns, console=Console(stderr=True, quiet=as_json)) as progress:
         task = progress.add_task("sweep", total=total)
-        for name in model:
+        for spec in specs:
+            name = spec.name
             config = BenchConfig(model=name, batch_size=batch_size, runs=runs, warmup=warmup, threads=threads,
                                  dtype=dtype, device=device, attn_impl=attn_impl)
             if bench:
-                net, x = prepare(config)
+                net, x = prepare(config, load=lambda _, spec=spec: spec.load())
             else:  # FLOPs need only the architecture: no weights
-                with torch.device("meta"):
-                    net, x = load_model(name), None
+                net, x = spec.empty(), None
             for i, r in enumerate(values):
                 for schedule in names if r else names[:1]:
                     progress.update(task, description=f"{name} {schedule} r={r}")
@@ -155,8 +165,6 @@ def sweep_command(
                         rows.extend({**row, "schedule": s} for s in names[1:])
                     progress.advance(task)
     csv_path, png_path = write_csv(rows, out / "sweep.csv"), plot(rows, out / "sweep.png")
-    console.print(f"{len(rows)} rows; wrote {csv_path} and {png_path}")
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps({"csv": str(csv_path), "png": str(png_path), "rows": rows}, indent=1) + "\n")
-        console.print(f"wrote {json_path}")
+    text = console(as_json)
+    text.print(f"{len(rows)} rows; wrote {csv_path} and {png_path}")
+    emit({"csv": str(csv_path), "png": str(png_path), "rows": rows}, as_json, json_out, text)

@@ -6,14 +6,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from vtome.commands import visargs as a
+from vtome.commands.checks import UserError, merge_settings
+from vtome.commands.output import Json, JsonOut, check_json_out, console, emit
 from vtome.vis.picture import merged_picture, write
 
 
@@ -25,8 +25,8 @@ def vis_command(
     schedule: a.ScheduleOpt = "constant",
     mode: a.Mode = "merge",
     threshold: a.Threshold = None,
-    layer: Annotated[int | None, typer.Option(help="Draw the tokens after this layer (1-based; default: the "
-                                                   "last).")] = None,
+    layer: Annotated[int | None, typer.Option(help="Draw the tokens after this layer (1-based; 0: the input tokens; "
+                                                   "default: the last).")] = None,
     fill: a.Fill = "mean",
     border: a.Border = None,
     scale: a.Scale = None,
@@ -35,25 +35,31 @@ def vis_command(
     fps: Annotated[float, typer.Option(help="GIF frames per second.")] = 4.0,
     sampling: a.Sampling = "uniform",
     seed: a.Seed = 0,
-    as_json: a.Json = False,
+    device: a.Device = None,
+    as_json: Json = False,
+    json_out: JsonOut = None,
 ) -> None:
     """Draw the merged tokens over a clip: each group in its mean colour (or pixels) with its own border colour,
     the same in every frame; the clip on top, its tokens below."""
-    with a.user_errors():
-        kwargs = a.patch_kwargs(r, schedule, mode, threshold, seed)
-        net, frames = a.model_and_clip(model, video, sampling, seed)
-        scale = a.auto_scale(net, scale)
-        picture = merged_picture(net, frames, layer, fill, a.auto_border(scale, border), scale, seed, **kwargs)
-        where = "final tokens" if layer is None else f"after layer {picture.layer}"
-        title = f"{a.describe(model, kwargs)}  {where}: {picture.num_groups} groups"
-        paths = write(picture, out, title, columns, fps, gif)
-        summary = {"written": [str(p) for p in paths], "layer": picture.layer, "groups": picture.num_groups,
-                   "tokens": picture.tokens}
-        if as_json:
-            print(json.dumps(summary))
-            return
-        console = Console()
-        tokens = " -> ".join(map(str, picture.tokens))
-        console.print(f"tokens per layer: {tokens}; {where}: {picture.num_groups} groups")
-        for path in paths:
-            console.print(f"wrote {path}")
+    kwargs = merge_settings(r, schedule, mode, threshold, seed)
+    a.check_drawing(fill, border, scale, columns, sampling)
+    if not fps > 0:
+        raise UserError(f"--fps {fps:g}: must be above 0")
+    a.png_out(out)
+    check_json_out(json_out)
+    spec, frames, device = a.prepare(model, video, sampling, seed, device, kwargs)
+    a.check_layer("--layer", layer, spec)
+
+    net = a.load(spec, seed, device)
+    scale = a.auto_scale(net, scale)
+    picture = merged_picture(net, frames, layer, fill, a.auto_border(scale, border), scale, seed, **kwargs)
+    where = "final tokens" if layer is None else f"after layer {picture.layer}"
+    title = f"{a.describe(model, kwargs)}  {where}: {picture.num_groups} groups"
+    paths = write(picture, out, title, columns, fps, gif)
+    summary = {"written": [str(p) for p in paths], "layer": picture.layer, "groups": picture.num_groups,
+               "tokens": picture.tokens}
+    text = console(as_json)
+    text.print(f"tokens per layer: {' -> '.join(map(str, picture.tokens))}; {where}: {picture.num_groups} groups")
+    for path in paths:
+        text.print(f"wrote {path}")
+    emit(summary, as_json, json_out, text)

@@ -6,16 +6,16 @@ as merge-only copies (its keys decide, tokens are only averaged); one row of pic
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from vtome.commands import visargs as a
+from vtome.commands.checks import at_least, int_list, merge_settings, one_of
+from vtome.commands.output import Json, JsonOut, check_json_out, console, emit
 from vtome.vis.clips import model_input
-from vtome.vis.duplicate import STARTS, duplicate_layer, model_depth
+from vtome.vis.duplicate import STARTS, duplicate_layer
 from vtome.vis.picture import draw
 from vtome.vis.render import grid, save_png, upscale, with_title
 
@@ -40,35 +40,38 @@ def duplicate_command(
     columns: a.Columns = 8,
     sampling: a.Sampling = "uniform",
     seed: a.Seed = 0,
-    as_json: a.Json = False,
+    device: a.Device = None,
+    as_json: Json = False,
+    json_out: JsonOut = None,
 ) -> None:
     """Merge a clip with only one layer, applied Q times, for each chosen layer: the clip on top, then one row
     per layer."""
-    if start not in STARTS:
-        raise typer.BadParameter(f"--start must be one of {', '.join(STARTS)}")
-    with a.user_errors():
-        kwargs = a.patch_kwargs(r, schedule, mode, threshold, seed)
-        net, frames = a.model_and_clip(model, video, sampling, seed)
-        depth = model_depth(net)
-        chosen = [int(v) for v in layers.split(",")] if layers else sorted({1, depth})
-        copies = copies or depth
-        scale = a.auto_scale(net, scale)
-        x = model_input(frames, net)
-        rows, summary = [upscale(frames.numpy(), scale)], {"layers": {}}
-        for layer in chosen:
-            traced = duplicate_layer(net, x, layer, copies, start=start, **kwargs)
-            picture = draw(net, frames, traced, fill, a.auto_border(scale, border), scale, seed)
-            rows.append(picture.merged)
-            summary["layers"][layer] = {"groups": picture.num_groups, "tokens": traced.tokens}
-        title = (f"{a.describe(model, kwargs)}  rows: clip, " + ", ".join(f"layer {i}" for i in chosen)
-                 + f" (x{copies} merge-only copies, from {start})")
-        path = save_png(with_title(grid(rows, columns), title), out)
-        summary["written"] = [str(path)]
-        if as_json:
-            print(json.dumps(summary))
-            return
-        console = Console()
-        for layer, item in summary["layers"].items():
-            console.print(f"layer {layer} x{copies}: tokens {' -> '.join(map(str, item['tokens']))}, "
-                          f"{item['groups']} groups")
-        console.print(f"wrote {path}")
+    kwargs = merge_settings(r, schedule, mode, threshold, seed)
+    one_of("--start", start, STARTS)
+    at_least("--copies", copies, 1)
+    a.check_drawing(fill, border, scale, columns, sampling)
+    a.png_out(out)
+    check_json_out(json_out)
+    spec, frames, device = a.prepare(model, video, sampling, seed, device, kwargs)
+    depth = a.depth(spec)
+    chosen = int_list("--layers", layers, 1, depth) if layers is not None else sorted({1, depth})
+    copies = copies or depth
+
+    net = a.load(spec, seed, device)
+    scale = a.auto_scale(net, scale)
+    x = model_input(frames, net)
+    rows, summary = [upscale(frames.numpy(), scale)], {"layers": {}}
+    for layer in chosen:
+        traced = duplicate_layer(net, x, layer, copies, start=start, **kwargs)
+        picture = draw(net, frames, traced, fill, a.auto_border(scale, border), scale, seed)
+        rows.append(picture.merged)
+        summary["layers"][layer] = {"groups": picture.num_groups, "tokens": traced.tokens}
+    title = (f"{a.describe(model, kwargs)}  rows: clip, " + ", ".join(f"layer {i}" for i in chosen)
+             + f" (x{copies} merge-only copies, from {start})")
+    path = save_png(with_title(grid(rows, columns), title), out)
+    summary["written"] = [str(path)]
+    text = console(as_json)
+    for layer, item in summary["layers"].items():
+        text.print(f"layer {layer} x{copies}: tokens {' -> '.join(map(str, item['tokens']))}, {item['groups']} groups")
+    text.print(f"wrote {path}")
+    emit(summary, as_json, json_out, text)

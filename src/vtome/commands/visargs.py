@@ -1,27 +1,29 @@
-"""What the picture commands (vis, vis-duplicate, splice) share: options, loading the model and the clip."""
+"""What the picture commands (vis, vis-duplicate, splice) share: options, their checks, loading the model and the
+clip. The clip is read (and a bad one refused) on the model's meta architecture, before its weights load."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import torch
 import typer
 
-from vtome.models import load_model
-from vtome.vis.clips import SYNTHETIC, load_clip, synthetic_clip
+from vtome.commands.checks import at_least, fail, one_of, output_file, resolve_device
+from vtome.commands.modelspec import ModelSpec, resolve
+from vtome.vis.clips import SAMPLING, SYNTHETIC, load_clip, synthetic_clip
 from vtome.vis.layout import token_layout
+from vtome.vis.render import FILLS
 
-Model = Annotated[str, typer.Option(help="Preset (e.g. vivit-tiny, videomae-b), local save_pretrained directory "
-                                         "or HF id.")]
+Model = Annotated[str, typer.Option(help="Preset (e.g. vivit-tiny, videomae-b; see `vtome models`), local directory "
+                                         "(save_pretrained or timm save_for_hf) or hub id.")]
 Video = Annotated[str, typer.Option(help="A video file or frame folder, or synthetic:halves / synthetic:shapes.")]
-R = Annotated[float, typer.Option(help="Tokens merged per layer (a value below 1 is a fraction of the tokens).")]
+R = Annotated[float, typer.Option(help="Tokens merged per layer, a whole number (a value below 1 is a fraction of "
+                                       "the tokens).")]
 ScheduleOpt = Annotated[str, typer.Option("--schedule", help="constant | decreasing | increasing | r per layer, "
                                                               "comma separated.")]
 Mode = Annotated[str, typer.Option(help="merge | drop | random_drop | random_merge | hybrid")]
-Threshold = Annotated[float | None, typer.Option(help="Similarity threshold for --mode hybrid.")]
+Threshold = Annotated[float | None, typer.Option(help="Similarity threshold in [-1, 1], for --mode hybrid only.")]
 Seed = Annotated[int, typer.Option(help="Seed for random modes, splicing and colours.")]
 Fill = Annotated[str, typer.Option(help="mean: each group in its mean colour; pixels: the original pixels.")]
 Border = Annotated[int | None, typer.Option(help="Border width in output pixels (default: scale // 2, at least 1; "
@@ -29,41 +31,67 @@ Border = Annotated[int | None, typer.Option(help="Border width in output pixels 
 Scale = Annotated[int | None, typer.Option(help="Enlarge the frames by this integer factor (default: to ~256 px).")]
 Columns = Annotated[int, typer.Option(help="Frames per row of the PNG grid.")]
 Sampling = Annotated[str, typer.Option(help="Frames from a video: uniform (over the whole video) | rate.")]
-Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary instead of text.")]
+Device = Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N (default: cuda when available, else cpu).")]
 
 
-def parse_r(r: float) -> int | float:
-    return r if 0 < r < 1 else int(r)
+def check_drawing(fill: str, border: int | None, scale: int | None, columns: int, sampling: str) -> None:
+    one_of("--fill", fill, FILLS)
+    at_least("--border", border, 0)
+    at_least("--scale", scale, 1)
+    at_least("--columns", columns, 1)
+    one_of("--sampling", sampling, SAMPLING)
 
 
-def parse_schedule(schedule: str):
-    if "," in schedule or schedule.isdigit():
-        return [int(v) for v in schedule.split(",") if v.strip()]
-    return schedule
+def png_out(out: Path) -> Path:
+    return output_file("--out", out, (".png",))
 
 
-def patch_kwargs(r: float, schedule: str, mode: str, threshold: float | None, seed: int) -> dict:
-    """The vtome.patch arguments of the shared options."""
-    return dict(r=parse_r(r), schedule=parse_schedule(schedule), mode=mode, threshold=threshold, seed=seed)
+def depth(spec: ModelSpec) -> int:
+    """How many layers vtome merges in (read on the meta architecture)."""
+    from vtome.vis.duplicate import model_depth
+
+    return model_depth(spec.empty())
 
 
-def model_and_clip(model: str, video: str, sampling: str = "uniform", seed: int = 0):
-    """Load the model (eval mode) and the clip it will see: uint8 (T, h, w, 3) at its input size."""
-    torch.manual_seed(seed)
-    net = load_model(model)
-    return net, clip_of(net, video, sampling, seed)
+def check_layer(option: str, layer: int | None, spec: ModelSpec) -> None:
+    """A layer to draw after: 0 (the input tokens) to the model's depth."""
+    layers = depth(spec)
+    if layer is not None and not 0 <= layer <= layers:
+        raise fail(option, layer, f"use 0..{layers} (0: the input tokens, {layers}: after the last layer)")
 
 
-def clip_of(model: torch.nn.Module, video: str, sampling: str = "uniform", seed: int = 0) -> torch.Tensor:
+def prepare(model: str, video: str, sampling: str, seed: int, device: str | None, settings: dict,
+            ) -> tuple[ModelSpec, torch.Tensor, str]:
+    """Check the model, the merging settings and the device, and read the clip, all before the weights load.
+    Returns (spec, frames: uint8 (T, h, w, 3) at the model's input size, device)."""
+    device = resolve_device(device)
+    spec = resolve(model)
+    spec.check_patch(settings)
+    return spec, clip_of(spec.empty(), video, sampling, seed), device
+
+
+def load(spec: ModelSpec, seed: int, device: str) -> torch.nn.Module:
+    torch.manual_seed(seed)  # presets: the same random weights every time
+    return spec.load(device)
+
+
+def clip_of(model: torch.nn.Module, video: str, sampling: str = "uniform", seed: int = 0,
+            option: str = "--video") -> torch.Tensor:
+    """The clip `video` names as the model takes it: uint8 (T, h, w, 3)."""
+    from vtome.data.video import VideoError
+
     if video.startswith("synthetic:"):
         kind = video.split(":", 1)[1]
         if kind not in SYNTHETIC:
-            raise typer.BadParameter(f"unknown synthetic clip {kind!r}; choose from {', '.join(SYNTHETIC)}")
+            raise fail(option, video, f"unknown synthetic clip; use {' or '.join('synthetic:' + k for k in SYNTHETIC)}")
         layout = token_layout(model)
         return synthetic_clip(kind, layout.frames, layout.height, layout.width, seed)
     if not Path(video).exists():
-        raise typer.BadParameter(f"video not found: {video}")
-    return load_clip(video, model, sampling)
+        raise fail(option, video, "no such file or frame folder (or synthetic:halves / synthetic:shapes)")
+    try:
+        return load_clip(video, model, sampling)
+    except (VideoError, IndexError, OSError, RuntimeError) as err:  # corrupt, empty, no decoder
+        raise fail(option, video, f"cannot read it ({type(err).__name__}: {err})") from err
 
 
 def auto_scale(model: torch.nn.Module, scale: int | None) -> int:
@@ -81,11 +109,3 @@ def describe(model: str, kwargs: dict) -> str:
     text = f"{model}  r={kwargs['r']:g} {schedule} {kwargs['mode']}"
     return text + (f" t={kwargs['threshold']:g}" if kwargs.get("threshold") is not None else "")
 
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Report bad settings (ValueError) and missing files as a usage error instead of a traceback."""
-    try:
-        yield
-    except (ValueError, FileNotFoundError) as err:
-        raise typer.BadParameter(str(err)) from err

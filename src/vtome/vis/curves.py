@@ -29,6 +29,7 @@ class Point:
     accuracy: float | None = None
     speedup: float | None = None
     percent: float | None = None  # r as % of the initial tokens, per layer
+    ideal: bool = False  # the speedup is the FLOP-ideal one (a sweep's flop_speedup), not measured
 
 
 def _number(value) -> float | int | None:
@@ -53,12 +54,15 @@ def _tokens(value) -> int | None:
 @functools.cache
 def preset_tokens(model: str) -> int | None:
     """Mergeable input tokens of a model preset (per clip, or per frame for divided models); None if unknown."""
-    from vtome.models import PRESETS, load_model
+    import torch
+
+    from vtome.models import PRESETS
     from vtome.vis.layout import token_layout
 
     if model not in PRESETS:
         return None
-    layout = token_layout(load_model(model))
+    with torch.device("meta"):  # the architecture is enough: no weights
+        layout = token_layout(PRESETS[model]())
     return layout.num_tokens - int(layout.class_token)
 
 
@@ -71,16 +75,23 @@ def percent(r: float, tokens: int | None, model: str) -> float | None:
     return 100.0 * r / tokens if tokens else None
 
 
+SPEEDUPS = ("speedup", "flop_speedup")  # CSV columns: measured, FLOP-ideal
+
+
 def read_csv(path: str | Path, metric: str = "top1", speedup: str = "speedup") -> list[Point]:
-    """Rows of a sweep/bench CSV with at least model and r; speedup: the column to use (e.g. flop_speedup)."""
+    """Rows of a sweep/bench CSV with at least model and r; speedup: the column to use (e.g. flop_speedup).
+    Raises ValueError for a file that is not such a CSV."""
     points = []
     with Path(path).open(newline="") as handle:
-        for row in csv.DictReader(handle):
+        reader = csv.DictReader(handle)
+        if not {"model", "r"} <= set(reader.fieldnames or []):
+            raise ValueError(f"{path} is not a sweep or bench CSV (it needs the columns model and r)")
+        for row in reader:
             r = _number(row.get("r")) or 0
             model = row.get("model", "")
             points.append(Point(model, row.get("schedule") or "constant", row.get("mode") or "merge", r,
                                 _number(row.get(metric)), _number(row.get(speedup)),
-                                percent(r, _tokens(row.get("tokens")), model)))
+                                percent(r, _tokens(row.get("tokens")), model), ideal=speedup == "flop_speedup"))
     return points
 
 
@@ -107,7 +118,7 @@ def read_metrics(results: list[dict], metric: str = "top1") -> list[Point]:
 def load_points(paths: list[str | Path], metric: str = "top1", speedup: str = "speedup") -> list[Point]:
     """Points from CSV files and metrics.json files / directories, combined per (model, schedule, mode, r).
     speedup: the CSV column of the speedup ("speedup" measured, "flop_speedup" ideal)."""
-    from vtome.report import load_results
+    from vtome.evaluation.report import load_results
 
     csvs = [p for p in map(Path, paths) if p.suffix == ".csv"]
     others = [p for p in map(Path, paths) if p.suffix != ".csv"]
@@ -124,6 +135,7 @@ def load_points(paths: list[str | Path], metric: str = "top1", speedup: str = "s
         kept.accuracy = kept.accuracy if kept.accuracy is not None else p.accuracy
         kept.speedup = kept.speedup if kept.speedup is not None else p.speedup
         kept.percent = kept.percent if kept.percent is not None else p.percent
+        kept.ideal = kept.ideal or (p.ideal and p.speedup is not None)
     return list(combined.values())
 
 
@@ -171,12 +183,17 @@ def plot_curves(points: list[Point], path: str | Path, title: str | None = None,
             if not pts:
                 continue
             label = f"{model} {schedule}" + (f" {mode}" if len(modes) > 1 else "")
+            label += " (FLOP-ideal speedup)" if any(p.ideal for p in pts) else ""
             ax.plot([fx(p) for p in pts], [fy(p) for p in pts], marker="o", markersize=3, color=colours[model],
                     linestyle=LINESTYLES.get(schedule, "-."), label=label)
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    legend: dict[str, object] = {}  # every line once, also those absent from the first panel (no accuracy)
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    axes[0][0].legend(list(legend.values()), list(legend), fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -109,4 +109,4 @@ def duplicate_layer(model: nn.Module, x: torch.Tensor, layer: int, copies: int, 
                 tokens = state.reduce(copy, tokens, metric(module, tokens))
     finally:
         vtome.unpatch(model)
-    return Trace(state.assignment, state.tokens, copies)
+    return Trace(state.assignment.cpu(), state.tokens, copies)  # drawn with numpy

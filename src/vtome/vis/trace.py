@@ -39,4 +39,4 @@ def trace(model: nn.Module, x: torch.Tensor, layer: int | None = None, **patch_k
     with torch.inference_mode():
         model(x)
     info = vtome.info(model)
-    return Trace(info["assignments"][layer], info["tokens"], layer)
+    return Trace(info["assignments"][layer].cpu(), info["tokens"], layer)  # drawn with numpy

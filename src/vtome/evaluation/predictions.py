@@ -1,4 +1,4 @@
-"""Classifier outputs -> the per-clip records of predictions.jsonl (keys documented in vtome.results)."""
+"""Classifier outputs -> the per-clip records of predictions.jsonl (keys documented in vtome.evaluation.results)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,8 @@ def records(batch: dict, logits: torch.Tensor | None, heads: tuple[int, int] | N
                 record[f"{head}_label"] = int(batch[f"{head}_label"][i])
                 record[f"{head}_pred"] = int(heads_top[head][row, 0]) if readable else None
                 record[f"{head}_top5"] = heads_top[head][row].tolist() if readable else []
+        if batch.get("padded") is not None and bool(batch["padded"][i]):
+            record["padded"] = True
         if readable:
             if save_logits:
                 record["logits"] = logits[row].tolist()

@@ -1,4 +1,4 @@
-"""Accuracy from prediction records (see vtome.results for their keys), in percent.
+"""Accuracy from prediction records (see vtome.evaluation.results for their keys), in percent.
 
 A clip that could not be read has no prediction and counts as wrong: the denominator is every clip evaluated.
 """
@@ -20,7 +20,8 @@ def head_accuracy(records: list[dict], prefix: str = "") -> dict[str, float]:
 
 def accuracy(records: list[dict], epic: bool = False) -> dict:
     """top1/top5; for EPIC also verb_/noun_/action_ top1/top5 (action: verb and noun both right, the same as
-    top1/top5 over action indices). Counts: evaluated, correct, failed and the failures (id, path, error)."""
+    top1/top5 over action indices). Counts: evaluated, correct, failed and the failures (id, path, error), padded
+    (clips with too few frames for the sampling, whose frames repeat)."""
     failures = [{"id": r["id"], "path": r.get("path", ""), "error": r["error"]} for r in records if r.get("error")]
     out: dict = head_accuracy(records)
     if epic:
@@ -31,4 +32,5 @@ def accuracy(records: list[dict], epic: bool = False) -> dict:
     out["correct"] = sum(r.get("pred") is not None and r["pred"] == r["label"] for r in records)
     out["failed"] = len(failures)
     out["failures"] = failures
+    out["padded"] = sum(bool(r.get("padded")) for r in records)
     return out

@@ -8,6 +8,7 @@ predictions.jsonl keys, per clip:
     pred      int|null   top-1 prediction (null when the clip could not be read)
     top5      list[int]  top-5 predictions, best first ([] when unreadable; fewer with fewer classes)
     error     str        only on unreadable clips: "<ExceptionType>: <reason>"
+    padded    bool       only on clips with fewer frames than the sampling needs (some frames repeat): true
   EPIC only: verb_label, verb_pred, verb_top5, noun_label, noun_pred, noun_top5 (same meanings per head)
   with --save-logits: logits  list[float]  classifier outputs, averaged over views (EPIC: verbs then nouns)
 With several processes each writes predictions.rank<K>.jsonl during the run; they are merged into

@@ -2,23 +2,26 @@
 
     metrics = evaluate(model, samples, "runs/vivit-k400-merge", sampler=sampler, transform=transform)
 
-Writes OUT/predictions.jsonl (see vtome.results for the keys) as clips are done and OUT/metrics.json at the
-end. A rerun skips the ids already in predictions.jsonl; OUT/settings.json makes sure it has the same settings
-(anything but date, limit, backend, root, name and version). Under torchrun every process takes every N-th pending
-clip, and rank 0 merges and scores the lot: the same records and metrics as one process.
+Writes OUT/predictions.jsonl (see vtome.evaluation.results for the keys) as clips are done and OUT/metrics.json at
+the end. A rerun skips the ids already in predictions.jsonl; OUT/settings.json makes sure it has the same settings
+(anything but date, limit, name and version: a rerun with another --root or --backend is refused, as those change
+what a clip is). Under torchrun every process takes every N-th pending clip, and rank 0 merges and scores the lot:
+the same records and metrics as one process.
 
-metrics.json keys: the accuracies of vtome.accuracy.accuracy (top1, top5 in percent; EPIC verb_/noun_/action_
-top1/top5), "total" (clips in the list), "evaluated", "correct", "failed", "failures" [{id, path, error}],
-"complete" (evaluated == total), "throughput" {clips, clips_per_s (summed over processes, model forward only),
-wall_clips_per_s, model_seconds, wall_seconds, processes, batch_size, device} measured in this run (kept from
-the last run that processed clips when a rerun has nothing left), and every entry of `settings` (the command
-records model, model_type, name, dataset, split, root, r, schedule, mode, threshold, seed, prop_attn, tokens, ...).
+metrics.json keys: the accuracies of vtome.evaluation.accuracy.accuracy (top1, top5 in percent; EPIC
+verb_/noun_/action_ top1/top5), "total" (clips in the list), "evaluated", "correct", "failed", "failures" [{id,
+path, error}], "padded" (clips with too few frames, whose frames repeat), "complete" (evaluated == total),
+"throughput" {clips, clips_per_s (summed over processes, model forward only), wall_clips_per_s, model_seconds,
+wall_seconds, processes, batch_size, device} measured in this run (kept from the last run that processed clips when
+a rerun has nothing left), and every entry of `settings` (the command records model, model_type, name, dataset,
+split, root, r, schedule, mode, threshold, seed, prop_attn, tokens, ...).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,40 +31,60 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from vtome import dist
-from vtome.accuracy import accuracy
 from vtome.data.clips import ClipDataset, collate
 from vtome.data.samplers import FrameSampler
 from vtome.data.samples import Sample
 from vtome.data.transforms import ClipTransform
-from vtome.predictions import records as make_records
-from vtome.results import METRICS, PREDICTIONS, RecordWriter, consolidate, part_file, read_records, write_metrics
+from vtome.evaluation import dist
+from vtome.evaluation.accuracy import accuracy
+from vtome.evaluation.predictions import records as make_records
+from vtome.evaluation.results import (
+    METRICS,
+    PREDICTIONS,
+    RecordWriter,
+    consolidate,
+    part_file,
+    read_records,
+    write_metrics,
+)
 
 log = logging.getLogger("vtome.eval")
 
 SETTINGS = "settings.json"
 # Settings that may change between a run and its resumption (they do not change the predictions).
-RESUMABLE = {"date", "limit", "backend", "vtome_version", "root", "name"}
+RESUMABLE = {"date", "limit", "vtome_version", "name"}
 
 
 class ResumeMismatch(ValueError):
     """OUT already holds predictions made with other settings."""
 
 
+class NothingEvaluated(RuntimeError):
+    """No clip could be read: nothing is kept in OUT, so that a corrected rerun starts afresh."""
+
+
+def check_resume(out: str | Path, settings: dict, partial: bool = False) -> None:
+    """Raise ResumeMismatch when OUT holds predictions made with other settings (those not in RESUMABLE).
+    partial: compare only the keys of `settings` (a check made before everything is known)."""
+    path = Path(out) / SETTINGS
+    if not path.is_file():
+        return
+    before = {k: v for k, v in json.loads(path.read_text()).items() if k not in RESUMABLE}
+    fixed = {k: v for k, v in json.loads(json.dumps(settings)).items() if k not in RESUMABLE}  # JSON types
+    keys = fixed.keys() if partial else before.keys() | fixed.keys()
+    changed = sorted(k for k in keys if before.get(k) != fixed.get(k))
+    if changed:
+        raise ResumeMismatch(
+            f"{out} holds predictions made with other settings ({', '.join(changed)} differ): "
+            "use another --out, or delete it to start again"
+        )
+
+
 def _check_settings(out: Path, settings: dict, rank: int) -> None:
     """Refuse to mix predictions of different settings in one OUT; record the settings of a new OUT."""
-    path = out / SETTINGS
-    fixed = {k: v for k, v in settings.items() if k not in RESUMABLE}
-    if path.is_file():
-        before = {k: v for k, v in json.loads(path.read_text()).items() if k not in RESUMABLE}
-        changed = sorted(k for k in before.keys() | fixed.keys() if before.get(k) != fixed.get(k))
-        if changed:
-            raise ResumeMismatch(
-                f"{out} holds predictions made with other settings ({', '.join(changed)} differ): "
-                "use another --out, or delete it to start again"
-            )
-    elif rank == 0:
-        path.write_text(json.dumps(settings, indent=2) + "\n")
+    check_resume(out, settings)
+    if rank == 0 and not (out / SETTINGS).is_file():
+        (out / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def forward(model: nn.Module, video: torch.Tensor) -> torch.Tensor:
@@ -106,7 +129,7 @@ def _run_shard(model, dataset, out, rank, world, batch_size, workers, heads, sav
                 if record.get("error"):
                     message = f"unreadable clip {record['id']} ({record['path']}): {record['error']}"
                     if progress and rank == 0:
-                        tqdm.write(message)  # above the bar
+                        tqdm.write(message, file=sys.stderr)  # above the bar; stdout may be --json's
                     else:
                         log.warning(message)
             seen += len(done)
@@ -160,14 +183,32 @@ def evaluate(
         wall = time.perf_counter() - wall
         stats = dist.gather((clips, seconds, wall), world)
         dist.barrier(world)  # every part file is complete
-        metrics = None
+        metrics, nothing = None, None
         if rank == 0:
             records = consolidate(out, order)
-            metrics = _metrics(records, order, out, stats, batch_size, device, heads, settings or {})
-            write_metrics(out, metrics)
-        return dist.broadcast(metrics, world)
+            nothing = _nothing_read(records, out)
+            if nothing is None:
+                metrics = _metrics(records, order, out, stats, batch_size, device, heads, settings or {})
+                write_metrics(out, metrics)
+        metrics, nothing = dist.broadcast((metrics, nothing), world)
+        if nothing is not None:
+            raise NothingEvaluated(nothing)
+        return metrics
     finally:
         dist.teardown(initialised)
+
+
+def _nothing_read(records: list[dict], out: Path) -> str | None:
+    """None when some clip in OUT has a prediction; else the reason, after removing the run's files (they hold
+    only failures, and would make a corrected rerun skip those clips or refuse its settings)."""
+    if any(r.get("pred") is not None for r in records):
+        return None
+    for name in (PREDICTIONS, SETTINGS, METRICS):
+        (out / name).unlink(missing_ok=True)
+    example = next(iter(records), None)
+    why = f" (e.g. {example['path']}: {example.get('error', '')})" if example else ""
+    return (f"none of the {len(records)} clips could be read{why}; nothing was written to {out}: check --root, "
+            "--split and --backend")
 
 
 def _metrics(records, order, out, stats, batch_size, device, heads, settings) -> dict:

@@ -16,7 +16,7 @@ import csv
 import json
 from pathlib import Path
 
-from vtome.results import METRICS
+from vtome.evaluation.results import METRICS
 
 COLUMNS = ["Model", "r", "Reduction", "K400", "SSv2", "EK-100 Action", "EK-100 Verb", "EK-100 Noun", "Folder",
            "Speedup (x)"]
@@ -36,7 +36,8 @@ DIVIDED = {"timesformer"}  # r is per frame: shown as r x frames
 
 
 def load_results(paths: list[str | Path]) -> list[dict]:
-    """metrics.json contents of every path (a metrics file, or a directory searched recursively)."""
+    """metrics.json contents of every path (a metrics file, or a directory searched recursively). Raises
+    FileNotFoundError for a path that does not exist, ValueError for a file that is not an eval run's metrics."""
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -47,7 +48,12 @@ def load_results(paths: list[str | Path]) -> list[dict]:
             raise FileNotFoundError(f"no results at {path}")
     results = []
     for path in found:
-        metrics = json.loads(path.read_text())
+        try:
+            metrics = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path} is not a metrics.json of vtome eval (not JSON: {err})") from err
+        if not isinstance(metrics, dict) or not {"r", "dataset"} <= metrics.keys():
+            raise ValueError(f"{path} is not a metrics.json of vtome eval (no r and dataset)")
         metrics.setdefault("_path", str(path))
         results.append(metrics)
     return results
