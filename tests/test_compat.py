@@ -13,9 +13,9 @@ def test_paper_hybrid_drops_the_b_token_and_keeps_the_a_tokens():
     torch.manual_seed(1)
     x, metric = torch.randn(1, 10, 4), torch.randn(1, 10, 3)
     m = bipartite_match(metric, 3)
-    below = torch.tensor([[False, True, True]])  # edge 0 merges, edges 1 and 2 fall below the threshold
-    out, size = reduce.merge(x, None, m, below, drop_b=True)
-    dropped = reduce.dropped_b(m, below)[0]
+    merge_edge = torch.tensor([[True, False, False]])  # edge 0 merges, edges 1 and 2 fall below the threshold
+    dropped = reduce.dropped_b(m, merge_edge)[0]
+    out, size = reduce.merge(x, None, m, drop_dst=dropped[None])
     num_unm = m.unm_idx.shape[1]
     for j in range(m.num_b):
         incoming = [2 * int(m.src_idx[0, e]) for e in range(3) if int(m.dst_idx[0, e]) == j]

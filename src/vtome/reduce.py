@@ -78,23 +78,20 @@ def merge(
     m: Matching,
     merge_edge: torch.Tensor | None = None,
     uniform: bool = False,
-    drop_b: bool = False,
+    drop_dst: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted average of each B token and the A tokens that join it; sizes add up.
 
     merge_edge: optional (batch, r) bool; False drops that edge's A token instead of merging it (hybrid).
     uniform: average the tokens with equal weights (VTM) instead of by size (ToMe); sizes still add up.
-    drop_b: with merge_edge, a False edge drops its B token instead and the A tokens take its place (the paper's
-        code for hybrid, compat="paper").
+    drop_dst: optional (batch, |B|) bool; those B tokens leave their own share out, and the A tokens that join
+        them take their place (the paper's code for hybrid, compat="paper"; see dropped_b).
     Returns x (batch, N - r, C) in x's dtype and size (batch, N - r, 1) float32.
     """
     if size is None:
         size = torch.ones(*x.shape[:2], 1, device=x.device, dtype=torch.float32)
-    edge_weight = b_weight = None
-    if merge_edge is not None and drop_b:
-        b_weight = (~dropped_b(m, merge_edge)).to(size.dtype)[..., None]
-    elif merge_edge is not None:
-        edge_weight = merge_edge.to(size.dtype)
+    edge_weight = None if merge_edge is None else merge_edge.to(size.dtype)
+    b_weight = None if drop_dst is None else (~drop_dst).to(size.dtype)[..., None]
     weight = torch.ones_like(size) if uniform else size
     # Sums in float32 (weights are float32) so bfloat16 models average exactly as float32 ones would.
     total = _sum_into_b(x, m, weight, edge_weight, b_weight)
@@ -105,7 +102,7 @@ def merge(
 
 
 def dropped_b(m: Matching, merge_edge: torch.Tensor) -> torch.Tensor:
-    """(batch, |B|) bool: B tokens that an edge below the threshold points to (the paper's hybrid drops them)."""
+    """(batch, |B|) bool: B tokens that an edge with merge_edge False points to (the paper's hybrid drops them)."""
     below = (~merge_edge).to(torch.int32)
     hits = torch.zeros(m.dst_idx.shape[0], m.num_b, dtype=torch.int32, device=below.device)
     return hits.scatter_add_(1, m.dst_idx, below) > 0
@@ -141,7 +138,7 @@ def new_positions(
     """Where each of the n tokens goes in the reduced sequence: (batch, n) long, -1 for a dropped token.
 
     dropped: (batch, r) bool, which leaving A tokens are dropped rather than merged (None: all merged).
-    dropped_dst: (batch, |B|) bool, B tokens dropped in place of their A partners (the paper's hybrid).
+    dropped_dst: (batch, |B|) bool, B tokens dropped while their A partners join (the paper's hybrid).
     """
     batch, r = m.src_idx.shape
     num_unm = m.unm_idx.shape[1]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from torch import nn
 
 from vtome.patch.registry import find_family
-from vtome.patch.state import ATTN_IMPLS, COMPATS, HEAD_AGGREGATIONS, MODES, MergeState, Settings
+from vtome.patch.state import ATTN_IMPLS, COMPATS, HEAD_AGGREGATIONS, MODES, POSITIONS, MergeState, Settings
 from vtome.reduce import source_matrix
 from vtome.schedule import Schedule, check_r, check_schedule
 
@@ -24,6 +24,7 @@ def patch(
     head_aggregation: str = "mean",
     attn_impl: str | None = None,
     compat: str | None = None,
+    position: str = "mean",
 ) -> nn.Module:
     """Make `model` merge tokens inside its layers, in place. Returns the model.
 
@@ -41,6 +42,8 @@ def patch(
     attn_impl: "sdpa" or "eager" (explicit softmax, like the paper's code); None keeps the model's choice.
     compat: "paper" reproduces the paper's code where vtome deliberately differs from it (see the README);
         None (default) is vtome's behaviour.
+    position: for models with rotary positions (V-JEPA 2), where a merged token sits: "mean" (the size-weighted
+        mean of its members' positions), "target" (its target's) or "source" (the mean of the sources that joined).
 
     Patching an already patched model replaces its settings.
     """
@@ -56,6 +59,8 @@ def patch(
         raise ValueError(f"attn_impl must be one of {ATTN_IMPLS} or None; got {attn_impl!r}")
     if compat is not None and compat not in COMPATS:
         raise ValueError(f"compat must be one of {COMPATS} or None; got {compat!r}")
+    if position not in POSITIONS:
+        raise ValueError(f"position must be one of {POSITIONS}; got {position!r}")
     if not isinstance(seed, int):
         raise ValueError(f"seed must be an int; got {seed!r}")
     check_r(r)
@@ -74,6 +79,7 @@ def patch(
         head_aggregation=head_aggregation,
         attn_impl=attn_impl,
         compat=compat,
+        position=position,
     )
     state = family.apply(model, settings)
     model._vtome = state
@@ -130,5 +136,6 @@ def info(model: nn.Module) -> dict:
         "seed": s.seed,
         "head_aggregation": s.head_aggregation,
         "compat": s.compat,
+        "position": s.position,
     }
 

@@ -24,6 +24,7 @@ MODES = ("merge", "drop", "random_drop", "random_merge", "hybrid")
 HEAD_AGGREGATIONS = ("mean", "concat")
 ATTN_IMPLS = ("sdpa", "eager")
 COMPATS = ("paper",)
+POSITIONS = ("mean", "target", "source")  # where a merged token sits (for rotary positions)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Settings:
     head_aggregation: str
     attn_impl: str | None  # None: what the model would use (SDPA unless it is set to eager)
     compat: str | None = None  # "paper": reproduce the paper's code where vtome deliberately differs
+    position: str = "mean"  # a merged token's position: its members' size-weighted mean, or its target's / sources'
 
     @property
     def random(self) -> bool:
@@ -59,11 +61,13 @@ class Record:
     size: (batch, N, 1) float32, input tokens per token.
     merged: whether anything was merged before this layer (else every size is 1 and adds nothing).
     assignment: (batch, N0) long, the token holding each input token, -1 if dropped (trace_source).
+    position: (batch, N, k) float32, where each token sits (families with rotary positions; see Settings.position).
     """
 
     size: torch.Tensor
     merged: bool = False
     assignment: torch.Tensor | None = None
+    position: torch.Tensor | None = None
 
     @property
     def tokens(self) -> int:
@@ -96,12 +100,16 @@ class MergeState:
         impl = self.settings.attn_impl
         return model_default if impl is None else impl == "eager"
 
-    def enter(self, layer: int, x: torch.Tensor) -> torch.Tensor | None:
+    def enter(self, layer: int, x: torch.Tensor, position: torch.Tensor | None = None) -> torch.Tensor | None:
         """Called as a layer starts, with x (batch, N, C) the sequence it will merge (layer 0 starts a forward
         pass). Returns the sizes for proportional attention, or None when they would add nothing (off, or
-        nothing merged yet)."""
+        nothing merged yet).
+
+        position: at layer 0, (N, k) or (batch, N, k) positions of the tokens, carried through the merges (read
+        them with `position(layer)`).
+        """
         if layer == 0 and not _in_backward():
-            self.start(x)
+            self.start(x, position)
         record = self.records.get(layer)
         if record is None or record.size.shape[:2] != x.shape[:2]:
             raise RuntimeError(
@@ -111,14 +119,20 @@ class MergeState:
             )
         return record.size if self.settings.prop_attn and record.merged else None
 
-    def start(self, x: torch.Tensor) -> None:
+    def start(self, x: torch.Tensor, position: torch.Tensor | None = None) -> None:
         """Begin a forward pass on x (batch, N, C), the sequence entering the first layer."""
         batch, n = x.shape[:2]
         s = self.settings
         self.r = layer_r(s.r, s.schedule, self.num_layers, n - self.protected)
         assignment = torch.arange(n, device=x.device).expand(batch, n).clone() if s.trace_source else None
         size = torch.ones(batch, n, 1, device=x.device, dtype=torch.float32)
-        self.records = {0: Record(size, assignment=assignment)}
+        if position is not None:
+            position = position.to(device=x.device, dtype=torch.float32).expand(batch, n, -1)
+        self.records = {0: Record(size, assignment=assignment, position=position)}
+
+    def position(self, layer: int) -> torch.Tensor | None:
+        """(batch, N, k) float32: where the tokens entering layer sit (None unless positions were given)."""
+        return self.records[layer].position
 
     def reduce(self, layer: int, x: torch.Tensor, metric: torch.Tensor) -> torch.Tensor:
         """Reduce x (batch, N, C) by layer's r using metric (batch, N, C'); returns (batch, N - r', C) and records
@@ -139,24 +153,39 @@ class MergeState:
     def _apply(self, x: torch.Tensor, m: Matching, record: Record) -> tuple[torch.Tensor, Record]:
         n = x.shape[1]
         s = self.settings
-        dropped = dropped_dst = None
+        joins = dropped = dropped_dst = None  # joins: which leaving A tokens merge (None: all of them)
         if s.drops:
             dropped = torch.ones_like(m.src_idx, dtype=torch.bool)
             x, size = reduce.drop(x, record.size, m)
             merged = record.merged
         else:
-            merge_edge = m.score >= s.threshold if s.mode == "hybrid" else None
-            drop_b = merge_edge is not None and s.paper
-            if drop_b:
-                dropped_dst = reduce.dropped_b(m, merge_edge)
-            elif merge_edge is not None:
-                dropped = ~merge_edge
-            x, size = reduce.merge(x, record.size, m, merge_edge, drop_b=drop_b)
+            if s.mode == "hybrid" and s.paper:
+                dropped_dst = reduce.dropped_b(m, m.score >= s.threshold)
+            elif s.mode == "hybrid":
+                joins = m.score >= s.threshold
+                dropped = ~joins
+            x, size = reduce.merge(x, record.size, m, joins, drop_dst=dropped_dst)
             merged = True
         assignment = record.assignment
         if assignment is not None:
             assignment = reduce.follow(assignment, reduce.new_positions(m, n, dropped, dropped_dst))
-        return x, Record(size, merged, assignment)
+        position = record.position
+        if position is not None:
+            position = self._move_positions(position, record.size, m, joins, dropped_dst)
+        return x, Record(size, merged, assignment, position)
+
+    def _move_positions(self, position: torch.Tensor, size: torch.Tensor, m: Matching,
+                        joins: torch.Tensor | None, dropped_dst: torch.Tensor | None) -> torch.Tensor:
+        """Positions after a reduction. An unmerged token keeps its own. A merged token gets its members'
+        size-weighted mean ("mean": the same members as its values), its target's ("target"), or the mean of the
+        sources that joined it ("source")."""
+        rule = self.settings.position
+        if self.settings.drops or rule == "target":
+            return reduce.take(position, m)
+        if rule == "mean":
+            return reduce.merge(position, size, m, joins, drop_dst=dropped_dst)[0]
+        joining = torch.ones_like(m.src_idx, dtype=torch.bool) if joins is None else joins
+        return reduce.merge(position, size, m, joins, drop_dst=reduce.dropped_b(m, ~joining))[0]
 
     # --- what the last forward pass did -------------------------------------------------------------------
 
