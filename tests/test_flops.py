@@ -18,8 +18,8 @@ from vtome.flops import (
 from vtome.models import load_model, random_input
 from vtome.schedule import layer_r
 
-TINY = ["vivit-tiny", "videomae-tiny", "timesformer-tiny", "vit-tiny"]
-R = {"vivit-tiny": 30, "videomae-tiny": 30, "timesformer-tiny": 6, "vit-tiny": 6}
+TINY = ["vivit-tiny", "videomae-tiny", "timesformer-tiny", "vjepa2-tiny", "vit-tiny"]
+R = {"vivit-tiny": 30, "videomae-tiny": 30, "timesformer-tiny": 6, "vjepa2-tiny": 30, "vit-tiny": 6}
 
 
 @pytest.fixture(scope="module")

@@ -87,7 +87,7 @@ def baseline_attention(model: nn.Module, attn_impl: str) -> Iterator[None]:
             previous = block.attn.fused_attn
             block.attn.fused_attn = attn_impl == "sdpa"
             undo.append(lambda a=block.attn, p=previous: setattr(a, "fused_attn", p))
-    elif family in ("vivit", "videomae"):
+    elif family in ("vivit", "videomae", "vjepa2"):
         previous = model.config._attn_implementation
         model.set_attn_implementation(attn_impl)
         undo.append(lambda: model.set_attn_implementation(previous))

@@ -17,6 +17,11 @@ temporal attention over frames (s sequences of T: qkv + proj + temporal_dense 10
 spatial attention per frame with the class token (T sequences of s + 1: 8 T (s+1) D^2 + 4 T (s+1)^2 D),
 matching per frame 2 T ceil(s/2) floor(s/2) c, MLP on the class token and every patch 4 (1 + s' T) D M.
 c is the matching metric's width (head_dim for keys averaged over heads, D for heads concatenated).
+V-JEPA 2 (joint; rotary positions are elementwise: not counted) adds its attentive pooler to the head, on the n
+tokens the encoder leaves: per self-attention layer 8 n D^2 + 4 n^2 D + 4 n D M' (M' = 4 D, the pooler's own MLP
+width), then one query cross-attending
+(keys and values 4 n D^2, attention 4 n D; its query projection and MLP are constant). Its predictor is not counted
+(the classifier never runs it; call a VJEPA2Model with skip_predictor=True).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from vtome.schedule import layer_r
 class Arch:
     """What the FLOP count needs to know about a model."""
 
-    family: str  # "vivit" | "videomae" | "timesformer" | "timm-vit"
+    family: str  # "vivit" | "videomae" | "timesformer" | "vjepa2" | "timm-vit"
     divided: bool  # divided space-time (TimeSformer): tokens are counted per frame, without the class token
     layers: int
     dim: int  # D
@@ -44,6 +49,8 @@ class Arch:
     patches: int  # input patches per clip (per frame x frames for divided models)
     embed_flops: int  # patch embedding, per clip
     head_flops: int  # linears applied once per clip after the encoder (classifier, pooler)
+    pooler_layers: int | None = None  # V-JEPA 2's attentive pooler: its self-attention layers (None: no such pooler)
+    pooler_mlp_dim: int = 0  # ... and their MLP width (4 D whatever the encoder's)
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,7 @@ def _outer_linear_flops(model: nn.Module, layers: nn.Module) -> int:
 
 
 def arch(model: nn.Module) -> Arch:
-    """Describe a supported model (HF ViViT / VideoMAE / TimeSformer, timm ViT), patched or not."""
+    """Describe a supported model (HF ViViT / VideoMAE / TimeSformer / V-JEPA 2, timm ViT), patched or not."""
     from vtome.patch.registry import find_family
 
     family = find_family(model).name
@@ -88,6 +95,8 @@ def arch(model: nn.Module) -> Arch:
             1, model.num_prefix_tokens, patches, 2 * patches * _first_conv(model).weight.numel(),
             _outer_linear_flops(model, blocks),
         )
+    if family == "vjepa2":
+        return _vjepa2_arch(model)
     base = getattr(model, family, model)
     config = base.config
     if family == "vivit":
@@ -104,6 +113,33 @@ def arch(model: nn.Module) -> Arch:
         config.num_attention_heads, frames, prefix, patches, 2 * patches * _first_conv(model).weight.numel(),
         _outer_linear_flops(model, layers),
     )
+
+
+def _vjepa2_arch(model: nn.Module) -> Arch:
+    base = getattr(model, "vjepa2", model)
+    config, layers = base.config, base.encoder.layer
+    t, h, w = (config.frames_per_clip // config.tubelet_size, config.crop_size // config.patch_size,
+               config.crop_size // config.patch_size)
+    d, m = config.hidden_size, layers[0].mlp.fc1.out_features
+    pooler = getattr(model, "pooler", None)
+    head = pooler_layers = pooler_mlp = 0
+    if pooler is not None:  # classifier, cross-attention query projection and MLP: once per clip
+        pooler_layers, pooler_mlp = len(pooler.self_attention_layers), pooler.cross_attention_layer.mlp.fc1.out_features
+        head = 2 * d * model.classifier.out_features + 2 * d * d + 4 * d * pooler_mlp
+    patches = t * h * w
+    return Arch(
+        "vjepa2", False, len(layers), d, m, config.num_attention_heads, 1, 0, patches,
+        2 * patches * _first_conv(model).weight.numel(), head, pooler_layers if pooler is not None else None,
+        pooler_mlp,
+    )
+
+
+def pooler_flops(a: Arch, n: int) -> int:
+    """V-JEPA 2's attentive pooler on n tokens, less its constant part (in head_flops); 0 without a pooler."""
+    if a.pooler_layers is None:
+        return 0
+    d, m = a.dim, a.pooler_mlp_dim
+    return a.pooler_layers * (8 * n * d * d + 4 * n * n * d + 4 * n * d * m) + 4 * n * d * d + 4 * n * d
 
 
 def unmerged_tokens(a: Arch) -> list[int]:
@@ -158,7 +194,8 @@ def model_flops(model: nn.Module, tokens: list[int] | None = None) -> FlopCount:
     layer = divided_layer_flops if a.divided else joint_layer_flops
     metric_dim = _metric_dim(model, a)
     counts = [layer(a, n_in, n_out, metric_dim) for n_in, n_out in zip(tokens[:-1], tokens[1:], strict=True)]
-    return FlopCount(a.embed_flops, [c[0] for c in counts], a.head_flops, sum(c[1] for c in counts))
+    head = a.head_flops + pooler_flops(a, tokens[-1])
+    return FlopCount(a.embed_flops, [c[0] for c in counts], head, sum(c[1] for c in counts))
 
 
 def flop_speedup(model: nn.Module, tokens: list[int] | None = None, layers_only: bool = False) -> float:

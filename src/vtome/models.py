@@ -35,6 +35,15 @@ def _timesformer(**overrides) -> nn.Module:
     return TimesformerForVideoClassification(TimesformerConfig(**{"num_labels": 400, **overrides}))
 
 
+def _vjepa2(**overrides) -> nn.Module:
+    from transformers import VJEPA2Config, VJEPA2ForVideoClassification
+
+    # facebook/vjepa2-vitl-fpc16-256-ssv2's architecture: ViT-L/16 (VJEPA2Config's defaults: 24 layers, 1024 wide,
+    # 16 heads, 3 pooler self-attention layers), 16 frames of 256 px, tubelet 2: 8 x 16 x 16 = 2048 tokens; SSv2's
+    # 174 classes.
+    return VJEPA2ForVideoClassification(VJEPA2Config(**{"frames_per_clip": 16, "num_labels": 174, **overrides}))
+
+
 def _vit(**overrides) -> nn.Module:
     import timm
 
@@ -48,10 +57,15 @@ PRESETS: dict[str, Callable[[], nn.Module]] = {
     "videomae-b": _videomae,
     "timesformer-b": _timesformer,
     "vit-b": _vit,
+    "vjepa2-l": _vjepa2,
     # Small versions with the same token layout per frame (for tests and quick tries).
     "vivit-tiny": lambda: _vivit(num_frames=8, image_size=64, tubelet_size=[2, 8, 8], **_TINY),
     "videomae-tiny": lambda: _videomae(num_frames=8, image_size=64, patch_size=8, **_TINY),
     "timesformer-tiny": lambda: _timesformer(num_frames=4, image_size=64, patch_size=8, **_TINY),
+    "vjepa2-tiny": lambda: _vjepa2(
+        frames_per_clip=8, crop_size=64, patch_size=8, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
+        mlp_ratio=2.0, num_labels=10, pred_hidden_size=32, pred_num_attention_heads=2, pred_num_hidden_layers=1,
+    ),
     "vit-tiny": lambda: _vit(img_size=64, patch_size=8, embed_dim=64, depth=4, num_heads=4, num_classes=10),
 }
 
@@ -59,6 +73,7 @@ _HF_CLASSES = {
     "vivit": "VivitForVideoClassification",
     "videomae": "VideoMAEForVideoClassification",
     "timesformer": "TimesformerForVideoClassification",
+    "vjepa2": "VJEPA2ForVideoClassification",
 }
 
 
@@ -93,6 +108,8 @@ def load_model(spec: str, **kwargs) -> nn.Module:
 def input_shape(model: nn.Module, batch_size: int = 1) -> tuple[int, ...]:
     """The input a model takes: (batch, frames, channels, H, W) for video models, (batch, 3, H, W) for ViTs."""
     config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "frames_per_clip"):  # V-JEPA 2
+        return (batch_size, config.frames_per_clip, config.in_chans, config.crop_size, config.crop_size)
     if config is not None and hasattr(config, "num_frames"):
         size = config.image_size
         height, width = (size, size) if isinstance(size, int) else tuple(size)

@@ -53,8 +53,9 @@ def eval_command(
                                               "<schedule>[-t<threshold>][-seed<seed>])."),
     views: int = typer.Option(1, help="Temporal views per clip, logits averaged (the paper: 1)."),
     crops: int = typer.Option(1, help="Spatial crops per view, logits averaged (1 centre, 3 along the long side)."),
-    num_frames: int | None = typer.Option(None, help="Frames per clip: the model's config.num_frames (the default; "
-                                                     "an unmerged TimeSformer also takes others)."),
+    num_frames: int | None = typer.Option(None, help="Frames per clip: the model's config.num_frames (V-JEPA 2: "
+                                                     "frames_per_clip), the default; an unmerged TimeSformer also "
+                                                     "takes others."),
     sampling: str | None = typer.Option(None, help="rate | uniform (default: rate for k400 and folder, uniform for "
                                                    "ssv2 and epic)."),
     sampling_rate: int | None = typer.Option(None, help="Frames between samples, with --sampling rate (default: the "

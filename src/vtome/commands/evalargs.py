@@ -31,7 +31,7 @@ from vtome.data.samplers import DATASET_MODES, MODES
 from vtome.data.samples import Sample
 from vtome.evaluation.loop import ResumeMismatch, check_resume
 
-PRETTY = {"vivit": "ViViT", "videomae": "VideoMAE", "timesformer": "TimeSformer"}
+PRETTY = {"vivit": "ViViT", "videomae": "VideoMAE", "timesformer": "TimeSformer", "vjepa2": "V-JEPA 2"}
 PROP_ATTN_HELP = ("Proportional attention (log size added to the attention logits). Default: the paper's choice "
                   "per model: on for ViViT and TimeSformer (and timm ViTs), off for VideoMAE.")
 
@@ -161,10 +161,11 @@ def prepare(o: dict) -> dict:
     kwargs = dict(r=r, schedule=schedule, mode=o["mode"], threshold=o["threshold"], seed=o["seed"],
                   prop_attn=o["prop_attn"])
     spec.check_patch(kwargs)
-    frames = meta.config.num_frames
+    key = "frames_per_clip" if meta.config.model_type == "vjepa2" else "num_frames"
+    frames = getattr(meta.config, key)
     if o["num_frames"] not in (None, frames) and (meta.config.model_type != "timesformer" or patching):
         raise fail("--num-frames", o["num_frames"], f"this {PRETTY.get(meta.config.model_type, 'model')} takes "
-                                                    f"{frames} frames per clip (config.num_frames)")
+                                                    f"{frames} frames per clip (config.{key})")
     heads = epic_heads(meta, o["verbs"], o["nouns"]) if dataset == "epic" else None
     try:
         samples = load_samples(dataset, o["root"], o["split"], labels=o["labels"] or None,

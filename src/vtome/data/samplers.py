@@ -64,7 +64,7 @@ def default_sampler(model: nn.Module, dataset: str = "k400", views: int = 1, num
     """The sampler a model expects on a dataset: frames from its config, rate from its family, mode from the
     dataset (explicit arguments win)."""
     config = getattr(model, "config", None)
-    frames = num_frames or getattr(config, "num_frames", None)
+    frames = num_frames or getattr(config, "num_frames", None) or getattr(config, "frames_per_clip", None)
     if frames is None:
         raise ValueError("the model has no config.num_frames: pass num_frames")
     model_type = getattr(config, "model_type", "")

@@ -9,7 +9,7 @@ The settings come from `preprocessor_config.json` (or `video_preprocessor_config
 checkpoint or in the HuggingFace cache for a hub id, read with HF's meaning of the keys (ViViT's `offset`:
 x * rescale - 1 before mean/std). Without one, per-family defaults equal to the public checkpoints' configs.
 Resizing is bilinear with antialiasing (torch's interpolate), rounded back to 0..255 like a uint8 resize. The
-crop always equals the model's `config.image_size` (what its position embeddings need); a processor config
+crop always equals the model's `config.image_size` (V-JEPA 2: `crop_size`; what its positions need); a processor config
 made for another size keeps its resize/crop ratio.
 """
 
@@ -34,6 +34,8 @@ FAMILY_DEFAULTS: dict[str, tuple[float, float, bool, tuple[float, ...], tuple[fl
     "vivit": (256 / 224, 1 / 127.5, True, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
     "videomae": (1.0, 1 / 255, False, IMAGENET_MEAN, IMAGENET_STD),
     "timesformer": (1.0, 1 / 255, False, (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)),
+    # VJEPA2VideoProcessor: short side int(crop * 256 / 224), 292 for a 256 crop (and 438 for 384)
+    "vjepa2": (292 / 256, 1 / 255, False, IMAGENET_MEAN, IMAGENET_STD),
 }
 _OTHER = (256 / 224, 1 / 255, False, IMAGENET_MEAN, IMAGENET_STD)
 
@@ -140,6 +142,8 @@ def _image_size(model: nn.Module) -> tuple[int, int]:
     config = getattr(model, "config", None)
     if config is not None and hasattr(config, "image_size"):
         return _pair(config.image_size, "image_size")
+    if config is not None and hasattr(config, "crop_size"):  # V-JEPA 2
+        return _pair(config.crop_size, "crop_size")
     return tuple(model.patch_embed.img_size)  # timm ViT
 
 

@@ -3,8 +3,8 @@
     model = load_testbed_model("timesformer", "temporal")   # shipped weights, eval mode
     x = model_input(frames, model)                           # uint8 (B, 8, 32, 32, 3) -> float (B, T, 3, 32, 32)
 
-Every model sees 256 patch tokens per clip: ViViT and VideoMAE (joint space-time) as 4 x 8 x 8 tubelets of
-2 x 4 x 4 pixels (ViViT adds a class token), TimeSformer (divided space-time) as 4 frames x 8 x 8 patches of
+Every model sees 256 patch tokens per clip: ViViT, VideoMAE and V-JEPA 2 (joint space-time) as 4 x 8 x 8
+tubelets of 2 x 4 x 4 pixels (ViViT adds a class token), TimeSformer (divided space-time) as 4 frames x 8 x 8 patches of
 4 x 4, taking every other frame (as TimeSformer-B takes 8 frames where VideoMAE-B takes 16).
 """
 
@@ -20,8 +20,8 @@ from torch import nn
 from vtome.data.samplers import FrameSampler
 from vtome.testbed.clips import CLASSES, FRAMES, SIZE
 
-MODELS = ("vivit", "videomae", "timesformer")
-JOINT = ("vivit", "videomae")  # joint space-time; timesformer is divided
+MODELS = ("vivit", "videomae", "timesformer", "vjepa2")
+JOINT = ("vivit", "videomae", "vjepa2")  # joint space-time; timesformer is divided
 
 HIDDEN, LAYERS, HEADS, MLP = 64, 4, 4, 128
 MEAN, STD = 0.5, 0.25  # input normalisation: (x / 255 - MEAN) / STD
@@ -58,6 +58,16 @@ def build_model(name: str, dataset: str | None, labels: list[str] | None = None)
     if name == "timesformer":
         config = tf.TimesformerConfig(num_frames=FRAMES // 2, patch_size=4, **common)
         return tf.TimesformerForVideoClassification(config)
+    if name == "vjepa2":
+        # Rotary positions, no learned ones. One pooler self-attention layer (V-JEPA 2 has 3) and a one-layer
+        # predictor: the classifier never runs the predictor, but VJEPA2Model always holds one.
+        del common["image_size"], common["intermediate_size"]
+        config = tf.VJEPA2Config(
+            crop_size=SIZE, frames_per_clip=FRAMES, tubelet_size=2, patch_size=4, mlp_ratio=MLP / HIDDEN,
+            num_pooler_layers=1, pred_hidden_size=32, pred_num_attention_heads=2, pred_num_hidden_layers=1,
+            pred_num_mask_tokens=1, **common,
+        )
+        return tf.VJEPA2ForVideoClassification(config)
     raise ValueError(f"unknown testbed model {name!r}; use one of {MODELS}")
 
 
@@ -94,9 +104,15 @@ def save_checkpoint(model: nn.Module, path: str | Path, extra: dict | None = Non
         (path / "training.json").write_text(json.dumps(extra, indent=2) + "\n")
 
 
+def num_frames(model: nn.Module) -> int:
+    """The frames per clip a testbed model takes (V-JEPA 2's config calls them frames_per_clip)."""
+    config = model.config
+    return getattr(config, "num_frames", None) or config.frames_per_clip
+
+
 def frame_indices(model: nn.Module) -> list[int]:
     """Which of the clip's FRAMES frames the model takes: uniform segments (all 8, or 1, 3, 5, 7 for 4)."""
-    return FrameSampler(model.config.num_frames, mode="uniform")(FRAMES)
+    return FrameSampler(num_frames(model), mode="uniform")(FRAMES)
 
 
 def model_input(frames: torch.Tensor, model: nn.Module) -> torch.Tensor:

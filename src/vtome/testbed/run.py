@@ -16,7 +16,7 @@ from vtome.flops import arch, flop_speedup
 from vtome.schedule import tokens_to_merge
 from vtome.testbed.clips import DATASETS, TEMPORAL_CLASSES, make_clip, make_clips
 from vtome.testbed.evaluate import R, Variant, evaluate_variants, table_variants
-from vtome.testbed.models import frame_indices, load_testbed_model
+from vtome.testbed.models import frame_indices, load_testbed_model, num_frames
 from vtome.testbed.table import MODEL_NAMES, MODEL_ORDER
 
 
@@ -47,7 +47,7 @@ def run_testbed(
             model = load_testbed_model(name, dataset, root)
             shape = arch(model)
             for row in evaluate_variants(model, frames, labels, table_variants(name, r), batch_size, seed):
-                row.update(model=name, dataset=dataset, frames=model.config.num_frames,
+                row.update(model=name, dataset=dataset, frames=num_frames(model),
                            r_count=tokens_to_merge(r, shape.patches // shape.frames),
                            flop_speedup=_flop_speedup(model, row))
                 results.append(row)

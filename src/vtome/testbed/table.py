@@ -7,8 +7,8 @@ A result is a dict from `evaluate_variants` plus "model" (vivit | videomae | tim
 
 from __future__ import annotations
 
-MODEL_ORDER = ("timesformer", "videomae", "vivit")  # the paper's order: divided space-time first
-MODEL_NAMES = {"timesformer": "TimeSformer", "videomae": "VideoMAE", "vivit": "ViViT"}
+MODEL_ORDER = ("timesformer", "videomae", "vivit", "vjepa2")  # the paper's order: divided space-time first
+MODEL_NAMES = {"timesformer": "TimeSformer", "videomae": "VideoMAE", "vivit": "ViViT", "vjepa2": "V-JEPA 2"}
 DATASET_COLUMNS = {"appearance": "Appearance", "temporal": "Temporal"}
 SCHEDULE_MARKS = {"constant": "", "decreasing": " ↓", "increasing": " ↑"}
 # Speedup: measured (forward time of the baseline / of the row); FLOPs: the ideal speedup of the row's token counts.

@@ -1,6 +1,6 @@
 """Where each input token of a model sits in the clip.
 
-Joint space-time models (ViViT, VideoMAE) number their tubelets (time, row, column) after the Conv3d flatten,
+Joint space-time models (ViViT, VideoMAE, V-JEPA 2) number their tubelets (time, row, column) after the Conv3d flatten,
 ViViT with its class token first; one token covers `tube` frames. Divided models (TimeSformer) merge each frame
 on its own: the source rows are (clip, frame) and the tokens of a frame are (row, column). A timm ViT is a
 one-frame clip.
@@ -51,7 +51,8 @@ class TokenLayout:
 
 
 def token_layout(model: nn.Module) -> TokenLayout:
-    """The layout of a supported model (HF ViViT / VideoMAE / TimeSformer or their base models, timm ViT)."""
+    """The layout of a supported model (HF ViViT / VideoMAE / TimeSformer / V-JEPA 2 or their base models, timm
+    ViT)."""
     from vtome.patch.registry import find_family
 
     family = find_family(model).name
@@ -60,6 +61,9 @@ def token_layout(model: nn.Module) -> TokenLayout:
         return TokenLayout(1, height, width, 1, _pair(model.patch_embed.patch_size),
                            class_token=model.num_prefix_tokens == 1, divided=False)
     config = model.config
+    if family == "vjepa2":  # tubelets (time, row, column), no class token; its config names sizes its own way
+        return TokenLayout(config.frames_per_clip, config.crop_size, config.crop_size, config.tubelet_size,
+                           _pair(config.patch_size), class_token=False, divided=False)
     height, width = _pair(config.image_size)
     if family == "vivit":
         tube, ph, pw = config.tubelet_size
