@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 import vtome
-from tiny import clip_for, tiny_timesformer, tiny_videomae, tiny_vit, tiny_vivit
+from tiny import clip_for, tiny_timesformer, tiny_videomae, tiny_vit, tiny_vivit, tiny_vjepa2
 from vtome.reduce import source_matrix
 from vtome.vis.clips import model_input, synthetic_clip
 from vtome.vis.groups import assignment_from_source, compact, group_sizes, pixel_groups, token_groups
@@ -17,7 +17,8 @@ from vtome.vis.trace import trace
 
 
 def test_layouts_match_the_models_token_counts():
-    for build, expected in [(tiny_vivit, 33), (tiny_videomae, 32), (tiny_timesformer, 16), (tiny_vit, 65)]:
+    for build, expected in [(tiny_vivit, 33), (tiny_videomae, 32), (tiny_timesformer, 16), (tiny_vit, 65),
+                            (tiny_vjepa2, 32)]:
         model = build()
         layout = token_layout(model)
         assert layout.num_tokens == expected

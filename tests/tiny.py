@@ -43,8 +43,8 @@ def tiny_vjepa2(layers: int = 3, frames: int = 4, image: int = 32, hidden: int =
     config = VJEPA2Config(
         frames_per_clip=frames, crop_size=image, patch_size=8, tubelet_size=2, hidden_size=hidden,
         num_hidden_layers=layers, num_attention_heads=4, mlp_ratio=2.0, num_pooler_layers=pooler_layers,
-        num_labels=5, pred_hidden_size=16, pred_num_attention_heads=2, pred_num_hidden_layers=1,
-        pred_num_mask_tokens=1, **kw,
+        pred_hidden_size=16, pred_num_attention_heads=2, pred_num_hidden_layers=1, pred_num_mask_tokens=1,
+        **{"num_labels": 5, **kw},
     )
     return VJEPA2ForVideoClassification(config).eval()
 

@@ -32,6 +32,8 @@ _METRICS: dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
     # Per-frame patches only: the class token takes part in attention but not in the metric.
     "timesformer": lambda layer, x: layer.attention.attention(layer.layernorm_before(x))[2],
     "timm-vit": lambda block, x: block.attn(block.norm1(x))[1],
+    # The metric is the keys before rotation: any positions do (zeros here); only the unused output depends on them.
+    "vjepa2": lambda layer, x: layer.attention(layer.norm1(x), position=x.new_zeros(*x.shape[:2], 3))[2],
 }
 
 
