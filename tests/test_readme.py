@@ -12,3 +12,11 @@ def test_usage_example_runs(capsys):
     printed = capsys.readouterr().out.strip()
     claimed = re.search(r"print\(vtome.info\(model\)\[\"tokens\"\]\)\s+# (\[.*?\])", block).group(1)
     assert printed == claimed
+
+
+def test_vjepa2_example_runs():
+    block = re.search(r"### V-JEPA 2.*?```python\n(.*?)```", README.read_text(), re.S).group(1)
+    scope = {}
+    exec(compile("import torch\nimport vtome\n" + block, "README.md", "exec"), scope)
+    assert scope["logits"].shape == (1, 10)
+    assert scope["features"].shape == (1, 256 - 4 * 25, 64)  # 10% of 256 tokens merged in each of 4 layers
