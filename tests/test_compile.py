@@ -35,6 +35,7 @@ def test_no_graph_break_in_any_mode(family, settings):
 
 
 @pytest.mark.parametrize("partition", ["stride", "center", "motion", "saliency"])
+@pytest.mark.parametrize("family", ["vivit", "timesformer"])  # joint with a class token, and divided
 def test_no_graph_break_with_a_partition(family, partition):
     model = BUILDERS[family]()
     extra = dict(saliency=torch.randn(3, 8)) if partition == "saliency" else {}
