@@ -75,7 +75,7 @@ def test_timesformer_takes_every_other_frame_and_all_take_256_patches():
         with torch.inference_mode():
             model(model_input(frames, model))
         tokens = vtome.info(model)["tokens"][0]
-        assert tokens == {"vivit": 257, "videomae": 256, "timesformer": 64, "vjepa2": 256}[name]  # TimeSformer: per frame
+        assert tokens == {"vivit": 257, "videomae": 256, "timesformer": 64, "vjepa2": 256}[name]  # TimeSformer: a frame
 
 
 def test_unknown_and_missing_checkpoints(tmp_path):

@@ -116,10 +116,11 @@ def arch(model: nn.Module) -> Arch:
 
 
 def _vjepa2_arch(model: nn.Module) -> Arch:
+    from vtome.patch.vjepa2 import grid
+
     base = getattr(model, "vjepa2", model)
     config, layers = base.config, base.encoder.layer
-    t, h, w = (config.frames_per_clip // config.tubelet_size, config.crop_size // config.patch_size,
-               config.crop_size // config.patch_size)
+    t, h, w = grid(config)
     d, m = config.hidden_size, layers[0].mlp.fc1.out_features
     pooler = getattr(model, "pooler", None)
     head = pooler_layers = pooler_mlp = 0

@@ -24,6 +24,7 @@ from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.utils.generic import can_return_tuple
 
 from vtome.attention import attend, key_metric
+from vtome.partition import Layout
 from vtome.patch.family import Family, swap_class
 from vtome.patch.hf import is_patched, wants_attentions
 from vtome.patch.state import MergeState, Settings
@@ -240,4 +241,8 @@ def _apply(model: nn.Module, settings: Settings) -> MergeState:
     return state
 
 
-FAMILY = Family("vjepa2", _matches, _apply, prop_attn=True)
+def _layout(model: nn.Module) -> Layout:
+    return Layout(*grid(getattr(model, "vjepa2", model).config), prefix=0)
+
+
+FAMILY = Family("vjepa2", _matches, _apply, prop_attn=True, layout=_layout)
