@@ -82,9 +82,11 @@ class VJEPA2RopeAttention:
         q = self.query(hidden_states).view(shape).transpose(1, 2)
         k = self.key(hidden_states).view(shape).transpose(1, 2)
         v = self.value(hidden_states).view(shape).transpose(1, 2)
-        ids = rotary_ids(position, q.dtype)
+        # One rotation of queries and keys together (transformers' own function, elementwise: the same numbers).
+        qk = self.apply_rotary_embeddings(torch.cat([q, k], dim=1), rotary_ids(position, q.dtype))
+        rotated_q, rotated_k = qk.chunk(2, dim=1)
         out, weights = attend(
-            self.apply_rotary_embeddings(q, ids), self.apply_rotary_embeddings(k, ids), v, size, self.scaling,
+            rotated_q, rotated_k, v, size, self.scaling,
             dropout=self.dropout_prob if self.training else 0.0,
             eager=state.eager(self.config._attn_implementation == "eager") or wants_attentions(self.config, kwargs),
         )
