@@ -19,9 +19,9 @@ matching per frame 2 T ceil(s/2) floor(s/2) c, MLP on the class token and every 
 c is the matching metric's width (head_dim for keys averaged over heads, D for heads concatenated).
 V-JEPA 2 (joint; rotary positions are elementwise: not counted) adds its attentive pooler to the head, on the n
 tokens the encoder leaves: per self-attention layer 8 n D^2 + 4 n^2 D + 4 n D M' (M' = 4 D, the pooler's own MLP
-width), then one query cross-attending
-(keys and values 4 n D^2, attention 4 n D; its query projection and MLP are constant). Its predictor is not counted
-(the classifier never runs it; call a VJEPA2Model with skip_predictor=True).
+width), then one query cross-attending (keys and values 4 n D^2, attention 4 n D; its query projection and MLP
+are constant). Its predictor is not counted (the classifier never runs it; call a VJEPA2Model with
+skip_predictor=True).
 """
 
 from __future__ import annotations
@@ -122,17 +122,14 @@ def _vjepa2_arch(model: nn.Module) -> Arch:
     config, layers = base.config, base.encoder.layer
     t, h, w = grid(config)
     d, m = config.hidden_size, layers[0].mlp.fc1.out_features
-    pooler = getattr(model, "pooler", None)
-    head = pooler_layers = pooler_mlp = 0
+    pooler = getattr(model, "pooler", None)  # None: the encoder alone (VJEPA2Model)
+    pooler_layers, pooler_mlp, head = None, 0, 0
     if pooler is not None:  # classifier, cross-attention query projection and MLP: once per clip
         pooler_layers, pooler_mlp = len(pooler.self_attention_layers), pooler.cross_attention_layer.mlp.fc1.out_features
         head = 2 * d * model.classifier.out_features + 2 * d * d + 4 * d * pooler_mlp
     patches = t * h * w
-    return Arch(
-        "vjepa2", False, len(layers), d, m, config.num_attention_heads, 1, 0, patches,
-        2 * patches * _first_conv(model).weight.numel(), head, pooler_layers if pooler is not None else None,
-        pooler_mlp,
-    )
+    return Arch("vjepa2", False, len(layers), d, m, config.num_attention_heads, 1, 0, patches,
+                2 * patches * _first_conv(model).weight.numel(), head, pooler_layers, pooler_mlp)
 
 
 def pooler_flops(a: Arch, n: int) -> int:

@@ -9,8 +9,8 @@ The settings come from `preprocessor_config.json` (or `video_preprocessor_config
 checkpoint or in the HuggingFace cache for a hub id, read with HF's meaning of the keys (ViViT's `offset`:
 x * rescale - 1 before mean/std). Without one, per-family defaults equal to the public checkpoints' configs.
 Resizing is bilinear with antialiasing (torch's interpolate), rounded back to 0..255 like a uint8 resize. The
-crop always equals the model's `config.image_size` (V-JEPA 2: `crop_size`; what its positions need); a processor config
-made for another size keeps its resize/crop ratio.
+crop always equals the model's `config.image_size` (V-JEPA 2: `crop_size`; what its positions need); a processor
+config made for another size keeps its resize/crop ratio.
 """
 
 from __future__ import annotations

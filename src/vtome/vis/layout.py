@@ -1,8 +1,8 @@
 """Where each input token of a model sits in the clip.
 
-Joint space-time models (ViViT, VideoMAE, V-JEPA 2) number their tubelets (time, row, column) after the Conv3d flatten,
-ViViT with its class token first; one token covers `tube` frames. Divided models (TimeSformer) merge each frame
-on its own: the source rows are (clip, frame) and the tokens of a frame are (row, column). A timm ViT is a
+Joint space-time models (ViViT, VideoMAE, V-JEPA 2) number their tubelets (time, row, column) after the Conv3d
+flatten, ViViT with its class token first; one token covers `tube` frames. Divided models (TimeSformer) merge each
+frame on its own: the source rows are (clip, frame) and the tokens of a frame are (row, column). A timm ViT is a
 one-frame clip.
 """
 
