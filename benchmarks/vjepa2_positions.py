@@ -38,12 +38,14 @@ def main() -> None:
     parser.add_argument("--r", type=float, nargs="+", default=[0.15, 0.25])
     parser.add_argument("--schedules", nargs="+", default=["constant", "decreasing"])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--checkpoints", default=None, help="a directory of vjepa2-<set> checkpoints instead of the "
+                        "shipped ones")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print("| set | r | schedule | unmerged | " + " | ".join(RULES) + " |")
     print("|---|---|---|---|" + "---|" * len(RULES))
     for dataset in DATASETS:
-        model = load_testbed_model("vjepa2", dataset)
+        model = load_testbed_model("vjepa2", dataset, args.checkpoints)
         frames, labels = make_clips(dataset, "test", args.clips)
         base = top1(model, frames, labels)
         for r in args.r:
