@@ -1,5 +1,7 @@
 """Analytic FLOPs: hand-computed counts, agreement with torch.utils.flop_counter, the ideal speedup."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -11,6 +13,7 @@ from vtome.flops import (
     flop_speedup,
     joint_layer_flops,
     model_flops,
+    motionformer_layer_flops,
     planned_tokens,
     schedule_tokens,
     unmerged_tokens,
@@ -18,8 +21,8 @@ from vtome.flops import (
 from vtome.models import load_model, random_input
 from vtome.schedule import layer_r
 
-TINY = ["vivit-tiny", "videomae-tiny", "timesformer-tiny", "vit-tiny"]
-R = {"vivit-tiny": 30, "videomae-tiny": 30, "timesformer-tiny": 6, "vit-tiny": 6}
+TINY = ["vivit-tiny", "videomae-tiny", "timesformer-tiny", "motionformer-tiny", "vit-tiny"]
+R = {"vivit-tiny": 30, "videomae-tiny": 30, "timesformer-tiny": 6, "motionformer-tiny": 6, "vit-tiny": 6}
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +60,35 @@ def test_divided_layer_by_hand(models):
     match = 4 * 2 * 32 * 32 * 16
     mlp = (1 + 4 * 59) * 2 * 64 * 128 * 2
     assert divided_layer_flops(a, 64, 59, 16) == (temporal + spatial + match + mlp, match)
+
+
+def test_motionformer_layer_by_hand(models):
+    a = arch(models["motionformer-tiny"])  # 4 slots of 8x8 = 64 patches, D=64, M=128, 4 heads, one class token
+    assert (a.divided, a.frames, a.prefix, a.heads, a.patches) == (True, 4, 1, 4, 256)
+    n, length = 4 * 64, 1 + 4 * 64
+    qkv_proj = length * 2 * 64 * 3 * 64 + length * 2 * 64 * 64
+    cls = 2 * (2 * length * 64)  # one query: QK^T and AV over every token
+    spatial = 2 * (2 * n * (4 * 64) * 64)  # every query against the 64 patches of each of the 4 slots
+    proj_q, key = n * 2 * 64 * 64, n * 2 * 64 * 64  # own-slot query; the key projection applied to it
+    scores = n * 2 * 4 * 64 * 4  # (F x D) . (D x h) per query
+    match = 4 * 2 * 32 * 32 * 16
+    mlp = (1 + 4 * 55) * 2 * 64 * 128 * 2
+    assert motionformer_layer_flops(a, 64, 55, 16) == (qkv_proj + cls + spatial + proj_q + key + scores + match
+                                                       + mlp, match)
+    fixed = dataclasses.replace(a, projected_values=True)  # values through proj_kv: weighted sums, then V
+    extra = n * 2 * 4 * 4 * 64 + n * 2 * 64 * 64
+    assert motionformer_layer_flops(fixed, 64, 64, 16)[0] == motionformer_layer_flops(a, 64, 64, 16)[0] + extra
+
+
+def test_motionformer_b_terms_are_the_spec_table():
+    # specs/motionformer.md §1, GMAC per block at full length: qkv 2.78, spatial 1.89 + 1.89, proj_q 0.92,
+    # proj 0.93, MLP 7.40; upstream's proj_kv on the N x F points (14.80) is replaced by 0.92 + 0.12 here.
+    with torch.device("meta"):
+        model = load_model("motionformer-b")
+    full = motionformer_layer_flops(arch(model), 196, 196, None)[0] / 2e9
+    assert full == pytest.approx(2.78 + 3.78 + 0.92 + 0.93 + 7.40 + 0.92 + 0.116, abs=0.02)
+    total = model_flops(model).total / 2e9  # embedding and head included
+    assert total + 12 * (14.80 - 0.92 - 0.116) == pytest.approx(369, abs=1.0)  # upstream's whole model
 
 
 @pytest.mark.parametrize("name", TINY)

@@ -16,6 +16,10 @@ Divided space-time (TimeSformer), s tokens per frame in, s' out, T frames, one c
 temporal attention over frames (s sequences of T: qkv + proj + temporal_dense 10 s T D^2, attention 4 s T^2 D),
 spatial attention per frame with the class token (T sequences of s + 1: 8 T (s+1) D^2 + 4 T (s+1)^2 D),
 matching per frame 2 T ceil(s/2) floor(s/2) c, MLP on the class token and every patch 4 (1 + s' T) D M.
+Motionformer (trajectory attention, vtome.models.motionformer), N = F s patch tokens in F slots, one class token,
+h heads: qkv + proj 8 (1 + N) D^2, the class token's attention 4 (1 + N) D, the spatial step 4 N^2 D (every query
+against every slot), the own-slot query projection and its key projection 4 N D^2, the temporal scores 2 N F D h
+(with the fixed value projection also 2 N F D h + 2 N D^2), matching per frame as above, MLP 4 (1 + F s') D M.
 c is the matching metric's width (head_dim for keys averaged over heads, D for heads concatenated).
 """
 
@@ -33,8 +37,8 @@ from vtome.schedule import layer_r
 class Arch:
     """What the FLOP count needs to know about a model."""
 
-    family: str  # "vivit" | "videomae" | "timesformer" | "timm-vit"
-    divided: bool  # divided space-time (TimeSformer): tokens are counted per frame, without the class token
+    family: str  # "vivit" | "videomae" | "timesformer" | "motionformer" | "timm-vit"
+    divided: bool  # divided space-time (TimeSformer, Motionformer): tokens per frame, without the class token
     layers: int
     dim: int  # D
     mlp_dim: int  # M
@@ -44,6 +48,7 @@ class Arch:
     patches: int  # input patches per clip (per frame x frames for divided models)
     embed_flops: int  # patch embedding, per clip
     head_flops: int  # linears applied once per clip after the encoder (classifier, pooler)
+    projected_values: bool = False  # Motionformer with upstream's fixed code: the value half of proj_kv is used
 
 
 @dataclass(frozen=True)
@@ -76,10 +81,18 @@ def _outer_linear_flops(model: nn.Module, layers: nn.Module) -> int:
 
 
 def arch(model: nn.Module) -> Arch:
-    """Describe a supported model (HF ViViT / VideoMAE / TimeSformer, timm ViT), patched or not."""
+    """Describe a supported model (HF ViViT / VideoMAE / TimeSformer, Motionformer, timm ViT), patched or not."""
     from vtome.patch.registry import find_family
 
     family = find_family(model).name
+    if family == "motionformer":
+        c = model.config
+        patches = (c.image_size // c.patch_size) ** 2 * c.temporal_resolution
+        return Arch(
+            family, True, len(model.blocks), c.hidden_size, c.intermediate_size, c.num_attention_heads,
+            c.temporal_resolution, 1, patches, 2 * patches * model.patch_embed_3d.proj.weight.numel(),
+            _outer_linear_flops(model, model.blocks), projected_values=not c.use_original_code,
+        )
     if family == "timm-vit":
         blocks = model.blocks
         patches = model.patch_embed.num_patches
@@ -133,6 +146,23 @@ def divided_layer_flops(a: Arch, s_in: int, s_out: int, metric_dim: int | None) 
     return temporal + spatial + match + 4 * (p + s_out * t) * d * m, match
 
 
+def motionformer_layer_flops(a: Arch, s_in: int, s_out: int, metric_dim: int | None) -> tuple[int, int]:
+    """(layer FLOPs, of which matching) of one Motionformer layer (s tokens per slot, no class token).
+
+    The temporal step's keys are projected on the N queries, not on the N F trajectory points (see
+    vtome.models.trajectory.temporal_attention): 2 N D^2 instead of 2 N F D^2.
+    """
+    d, m, f, h = a.dim, a.mlp_dim, a.frames, a.heads
+    n = f * s_in
+    length = 1 + n
+    attention = 8 * length * d * d + 4 * length * d + 4 * n * n * d  # qkv + proj, class token, spatial step
+    temporal = 4 * n * d * d + 2 * n * f * d * h  # proj_q, the key projection moved to the query, scores
+    if a.projected_values:
+        temporal += 2 * n * f * d * h + 2 * n * d * d
+    match = f * matching_flops(s_in, metric_dim) if metric_dim and s_out < s_in else 0
+    return attention + temporal + match + 4 * (1 + f * s_out) * d * m, match
+
+
 def _metric_dim(model: nn.Module, a: Arch) -> int | None:
     """Width of the matching metric of a patched model (None for random modes, which use no matmul)."""
     state = getattr(model, "_vtome", None)
@@ -155,7 +185,8 @@ def model_flops(model: nn.Module, tokens: list[int] | None = None) -> FlopCount:
         tokens = list(state.tokens) if state is not None and state.tokens else unmerged_tokens(a)
     if len(tokens) != a.layers + 1:
         raise ValueError(f"tokens must hold {a.layers + 1} counts (input, then after each layer); got {len(tokens)}")
-    layer = divided_layer_flops if a.divided else joint_layer_flops
+    layer = {"motionformer": motionformer_layer_flops, "timesformer": divided_layer_flops}.get(a.family,
+                                                                                              joint_layer_flops)
     metric_dim = _metric_dim(model, a)
     counts = [layer(a, n_in, n_out, metric_dim) for n_in, n_out in zip(tokens[:-1], tokens[1:], strict=True)]
     return FlopCount(a.embed_flops, [c[0] for c in counts], a.head_flops, sum(c[1] for c in counts))
