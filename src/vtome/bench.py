@@ -7,8 +7,9 @@ After `warmup` passes of each, `runs` pairs A B are timed (CUDA: events after a 
 throughput are medians; the speedup is the median of the per-pair ratios, so slow drifts of a shared machine
 cancel out. The time share of matching + merging and the peak memory come from separate probe passes, so the
 timed passes carry no instrumentation. Both variants compute attention the same way (`attn_impl`): the baseline
-is switched too (HF attention implementation, timm `fused_attn`; HF TimeSformer has only explicit attention, so
-for "sdpa" its baseline runs through a plain SDPA stand-in with the same weights).
+is switched too (HF attention implementation, timm `fused_attn`, Motionformer's set_attn_implementation; HF
+TimeSformer has only explicit attention, so for "sdpa" its baseline runs through a plain SDPA stand-in with the same
+weights).
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ def baseline_attention(model: nn.Module, attn_impl: str) -> Iterator[None]:
             previous = block.attn.fused_attn
             block.attn.fused_attn = attn_impl == "sdpa"
             undo.append(lambda a=block.attn, p=previous: setattr(a, "fused_attn", p))
+    elif family == "motionformer":
+        previous = model.config.attn_implementation
+        model.set_attn_implementation(attn_impl)
+        undo.append(lambda: model.set_attn_implementation(previous))
     elif family in ("vivit", "videomae"):
         previous = model.config._attn_implementation
         model.set_attn_implementation(attn_impl)
@@ -312,13 +317,15 @@ def compare(
     frames = frames_per_clip(model)
     base_s, patched_s = statistics.median(baseline), statistics.median(patched)
     speedup = statistics.median(b / p for b, p in zip(baseline, patched, strict=True))
-    flops_base = model_flops(model, unmerged_tokens(arch(model))).total
+    shape = arch(model)
+    flops_base = model_flops(model, unmerged_tokens(shape)).total
     ideal = flops_base / probed.pop("flops_patched")
     ideal_layers = flop_speedup(model, probed["tokens"], layers_only=True)
     return {
         **asdict(config),
         "batch_size": batch,
         "frames_per_clip": frames,
+        "merged_frames": shape.frames if shape.divided else 1,  # frames merging on their own (Motionformer: slots)
         "baseline_s": base_s,
         "patched_s": patched_s,
         "baseline_runs_s": baseline,

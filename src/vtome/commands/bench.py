@@ -62,8 +62,8 @@ def result_table(result: dict) -> Table:
 
 def bench_command(
     model: Annotated[str, typer.Option(help="Preset (see `vtome models`), local directory (save_pretrained or timm "
-                                            "save_for_hf) or hub id.")] = "vivit-b",
-    r: Annotated[float, typer.Option(help="Tokens merged per layer, a whole number (per frame for TimeSformer); "
+                                            "save_for_hf), hub id or Motionformer .pyth file.")] = "vivit-b",
+    r: Annotated[float, typer.Option(help="Tokens merged per layer, a whole number (per frame for divided models); "
                                           "below 1: a fraction of the initial tokens.")] = 300,
     schedule: Annotated[str, typer.Option(help="constant | decreasing | increasing | r per layer, comma separated."
                                           )] = "constant",

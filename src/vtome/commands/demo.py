@@ -85,7 +85,7 @@ def demo(
     out: Annotated[Path, typer.Option(help="Directory for the table, plot, pictures and results.json.")]
     = Path("demo_out"),
     r: Annotated[float, typer.Option(help="Tokens reduced per layer on the testbed, a fraction of the input "
-                                          "tokens (per frame for TimeSformer).")] = R,
+                                          "tokens (per frame for TimeSformer and Motionformer).")] = R,
     batch_size: Annotated[int, typer.Option(help="Clips per forward pass.")] = 50,
     speed_model: Annotated[str, typer.Option(help="Model of the closing speed line (preset, local dir, HF id); "
                                                   "'none' to skip it.")] = "vivit-b",

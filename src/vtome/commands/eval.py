@@ -26,20 +26,22 @@ from vtome.commands.evalargs import PRETTY, PROP_ATTN_HELP, prepare, resolved_ro
 from vtome.commands.modelspec import ModelSpec
 from vtome.commands.output import JsonOut, emit
 from vtome.data.samplers import default_sampler
-from vtome.data.transforms import clip_transform
+from vtome.data.transforms import clip_transform, default_channels
 from vtome.evaluation.loop import NothingEvaluated, ResumeMismatch, evaluate
 from vtome.evaluation.results import PART_GLOB, PREDICTIONS, read_records
+from vtome.flops import arch
 from vtome.models import random_input
 
 
 def eval_command(
-    model: str = typer.Option(..., help="Preset, local directory (save_pretrained) or HF hub id; see `vtome models`."),
+    model: str = typer.Option(..., help="Preset, local directory (save_pretrained), HF hub id or a Motionformer "
+                                            ".pyth checkpoint; see `vtome models`."),
     dataset: str = typer.Option(..., help="k400 | ssv2 | epic | folder"),
     root: str = typer.Option("", help="Videos / frames directory: the prefix of the split file's paths."),
     split: str = typer.Option("", help="Split list or annotation file (K400 list, SSv2 json/csv, EPIC csv)."),
     labels: str = typer.Option("", help="SSv2 labels json (default: next to the split file)."),
-    r: float = typer.Option(0, help="Tokens merged per layer, a whole number (per frame for TimeSformer); below 1: a "
-                                    "fraction of the tokens."),
+    r: float = typer.Option(0, help="Tokens merged per layer, a whole number (per frame for TimeSformer and "
+                                    "Motionformer); below 1: a fraction of the tokens."),
     schedule: str = typer.Option("constant", help="constant | decreasing | increasing | r per layer, comma "
                                                   "separated."),
     mode: str = typer.Option("merge", help="merge | drop | random_drop | random_merge | hybrid"),
@@ -58,9 +60,13 @@ def eval_command(
     sampling: str | None = typer.Option(None, help="rate | uniform (default: rate for k400 and folder, uniform for "
                                                    "ssv2 and epic)."),
     sampling_rate: int | None = typer.Option(None, help="Frames between samples, with --sampling rate (default: the "
-                                                        "family's: ViViT 2, VideoMAE 4, TimeSformer 32)."),
+                                                        "family's: ViViT 2, VideoMAE 4, TimeSformer 32, "
+                                                        "Motionformer 4)."),
     backend: str | None = typer.Option(None, help="Video decoder: torchcodec | pyav (default: $VTOME_VIDEO_BACKEND, "
                                                   "else the first that loads)."),
+    channels: str | None = typer.Option(None, help="rgb | bgr: the channel order the model takes (default: what "
+                                                   "its checkpoints were trained on; bgr only for Motionformer on "
+                                                   "epic)."),
     verbs: int | None = typer.Option(None, help="EPIC: verb classes (the first outputs)."),
     nouns: int | None = typer.Option(None, help="EPIC: noun classes (the outputs after the verbs)."),
     participant_first: bool = typer.Option(True, "--participant-first/--video-first",
@@ -88,8 +94,8 @@ def eval_command(
 
     net = spec.load(run["device"])
     sampler = default_sampler(net, dataset, views=views, num_frames=num_frames, rate=sampling_rate, mode=sampling)
-    transform = clip_transform(net, model)
-    tokens = None
+    transform = clip_transform(net, model, channels=channels or default_channels(net.config.model_type, dataset))
+    tokens, shape = None, arch(net)
     if run["patching"]:
         vtome.patch(net, **run["kwargs"])
         with torch.inference_mode():  # one dummy clip, for the token counts per layer
@@ -102,6 +108,7 @@ def eval_command(
         "r": run["r"], "schedule": run["schedule"], "mode": mode, "threshold": threshold, "seed": seed,
         "prop_attn": vtome.info(net)["prop_attn"] if tokens is not None else None,
         "patched": tokens is not None, "tokens": tokens,
+        "merge_frames": shape.frames if shape.divided else None,  # frames (Motionformer: slots) merging on their own
         "num_frames": sampler.num_frames, "sampling": sampler.mode, "sampling_rate": sampler.rate,
         "views": views, "crops": crops, "transform": dataclasses.asdict(transform),
         "backend": run["backend"], "vtome_version": vtome.__version__,

@@ -29,11 +29,13 @@ from vtome.data.epic import NUM_NOUNS, NUM_VERBS
 from vtome.data.registry import DATASETS, load_samples
 from vtome.data.samplers import DATASET_MODES, MODES
 from vtome.data.samples import Sample
+from vtome.data.transforms import CHANNELS
 from vtome.evaluation.loop import ResumeMismatch, check_resume
 
-PRETTY = {"vivit": "ViViT", "videomae": "VideoMAE", "timesformer": "TimeSformer"}
+PRETTY = {"vivit": "ViViT", "videomae": "VideoMAE", "timesformer": "TimeSformer",
+          "motionformer": "Motionformer"}
 PROP_ATTN_HELP = ("Proportional attention (log size added to the attention logits). Default: the paper's choice "
-                  "per model: on for ViViT and TimeSformer (and timm ViTs), off for VideoMAE.")
+                  "per model: on for ViViT, TimeSformer and Motionformer (and timm ViTs), off for VideoMAE.")
 
 
 def epic_heads(model: torch.nn.Module, verbs: int | None = None, nouns: int | None = None) -> tuple[int, int]:
@@ -129,6 +131,7 @@ def prepare(o: dict) -> dict:
     samples, backend, device, out."""
     one_of("--dataset", o["dataset"], DATASETS)
     one_of("--sampling", o["sampling"], MODES)
+    one_of("--channels", o["channels"], CHANNELS)
     r = parse_r(o["r"])
     schedule = parse_schedule(o["schedule"])
     check_mode(o["mode"], o["threshold"])
@@ -156,7 +159,8 @@ def prepare(o: dict) -> dict:
     meta = spec.empty()
     if not is_video(meta):
         raise fail("--model", o["model"], "is an image model; eval takes video classifiers (ViViT, VideoMAE, "
-                                          "TimeSformer: a preset, a save_pretrained directory or a hub id)")
+                                          "TimeSformer, Motionformer: a preset, a save_pretrained directory, a hub "
+                                          "id or a .pyth checkpoint)")
     patching = bool(r) or o["mode"] != "merge" or not isinstance(schedule, str)
     kwargs = dict(r=r, schedule=schedule, mode=o["mode"], threshold=o["threshold"], seed=o["seed"],
                   prop_attn=o["prop_attn"])

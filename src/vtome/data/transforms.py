@@ -10,7 +10,8 @@ checkpoint or in the HuggingFace cache for a hub id, read with HF's meaning of t
 x * rescale - 1 before mean/std). Without one, per-family defaults equal to the public checkpoints' configs.
 Resizing is bilinear with antialiasing (torch's interpolate), rounded back to 0..255 like a uint8 resize. The
 crop always equals the model's `config.image_size` (what its position embeddings need); a processor config
-made for another size keeps its resize/crop ratio.
+made for another size keeps its resize/crop ratio. Frames are decoded as RGB; channels="bgr" reverses them for
+checkpoints trained on OpenCV's order (Motionformer's EPIC-KITCHENS model: see default_channels).
 """
 
 from __future__ import annotations
@@ -29,13 +30,26 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Per model_type: (short side / crop, rescale factor, offset, mean, std), as in the public checkpoints' configs
-# (google/vivit-b-16x2-kinetics400, MCG-NJU/videomae-base-finetuned-*, facebook/timesformer-base-finetuned-k400).
+# (google/vivit-b-16x2-kinetics400, MCG-NJU/videomae-base-finetuned-*, facebook/timesformer-base-finetuned-k400,
+# facebookresearch/Motionformer's configs: the short side scaled to the test crop, mean = std = 0.5).
 FAMILY_DEFAULTS: dict[str, tuple[float, float, bool, tuple[float, ...], tuple[float, ...]]] = {
     "vivit": (256 / 224, 1 / 127.5, True, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
     "videomae": (1.0, 1 / 255, False, IMAGENET_MEAN, IMAGENET_STD),
     "timesformer": (1.0, 1 / 255, False, (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)),
+    "motionformer": (1.0, 1 / 255, False, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
 }
 _OTHER = (256 / 224, 1 / 255, False, IMAGENET_MEAN, IMAGENET_STD)
+
+CHANNELS = ("rgb", "bgr")
+# (model_type, dataset) whose checkpoints were trained on BGR frames. Motionformer's EPIC-KITCHENS config reads
+# frames with OpenCV and does not reverse them (DATA.REVERSE_INPUT_CHANNEL False); its SSv2 config does (RGB), and
+# its Kinetics frames are decoded as RGB.
+BGR = {("motionformer", "epic")}
+
+
+def default_channels(model_type: str, dataset: str) -> str:
+    """The channel order a family's checkpoints for a dataset expect: "rgb", or "bgr" where they were trained so."""
+    return "bgr" if (model_type, dataset) in BGR else "rgb"
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,7 @@ class ClipTransform:
     rescale: float = 1 / 255
     offset: bool = False  # HF ViViT: x * rescale - 1
     normalize: bool = True
+    channels: str = "rgb"  # "bgr": the channels reversed before rescaling (mean and std are in the model's order)
 
     def _resized(self, frames: torch.Tensor) -> torch.Tensor:
         """(T, H, W, 3) uint8 -> (T, 3, H', W') float32 in [0, 255], short side = self.resize."""
@@ -64,6 +79,8 @@ class ClipTransform:
         return x
 
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels == "bgr":
+            x = x.flip(-3)
         x = x * self.rescale
         if self.offset:
             x = x - 1
@@ -143,9 +160,12 @@ def _image_size(model: nn.Module) -> tuple[int, int]:
     return tuple(model.patch_embed.img_size)  # timm ViT
 
 
-def clip_transform(model: nn.Module, spec: str | Path | None = None, processor: dict | None = None) -> ClipTransform:
+def clip_transform(model: nn.Module, spec: str | Path | None = None, processor: dict | None = None,
+                   channels: str = "rgb") -> ClipTransform:
     """The input transform for `model`. spec: where it was loaded from (defaults to config.name_or_path);
-    processor: a preprocessor config dict to use instead of looking one up."""
+    processor: a preprocessor config dict to use instead of looking one up; channels: "rgb" or "bgr"."""
+    if channels not in CHANNELS:
+        raise ValueError(f"channels must be one of {CHANNELS}; got {channels!r}")
     config = getattr(model, "config", None)
     if spec is None and config is not None:
         spec = getattr(config, "name_or_path", None) or getattr(config, "_name_or_path", None)
@@ -169,4 +189,4 @@ def clip_transform(model: nn.Module, spec: str | Path | None = None, processor: 
         normalize = True
     resize = None if ratio is None else round(min(crop) * ratio)
     return ClipTransform(resize=resize, crop=crop, mean=mean, std=std, rescale=rescale, offset=offset,
-                         normalize=normalize)
+                         normalize=normalize, channels=channels)
