@@ -13,9 +13,10 @@ def test_quick_demo_writes_table_plot_pictures_and_results(tmp_path):
     result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(tmp_path)], terminal_width=160)
     assert result.exit_code == 0, result.output
     for name in ("accuracy_vs_speedup.png", "merged_tokens_vivit.png", "merged_tokens_vivit.gif",
-                 "merged_tokens_timesformer.png", "table1.md", "results.json"):
+                 "merged_tokens_timesformer.png", "merged_tokens_motionformer.png", "table1.md", "results.json"):
         assert (tmp_path / name).stat().st_size > 0, name
-    for text in ("TimeSformer", "VideoMAE ↓", "ViViT ↑", "random merge", "hybrid", "Appearance", "Temporal",
+    for text in ("TimeSformer", "Motionformer ↓", "VideoMAE ↓", "ViViT ↑", "random merge", "hybrid", "Appearance",
+                 "Temporal",
                  "merge beats drop", "divided space-time"):
         assert text in result.output, text
     assert "ViViT-B" not in result.output and "vivit-b" not in result.output
@@ -23,17 +24,18 @@ def test_quick_demo_writes_table_plot_pictures_and_results(tmp_path):
     summary = json.loads((tmp_path / "results.json").read_text())
     results = summary["results"]
     assert summary["clips"] == 16 and summary["speed_line"] is None
-    assert len(results) == 3 * 2 * 8 and len(summary["rows"]) == 3 * 8
+    assert len(results) == 4 * 2 * 8 and len(summary["rows"]) == 4 * 8
     assert all(r["clips"] == 16 and r["seconds"] > 0 and 0 <= r["top1"] <= 100 for r in results)
     tokens = {(r["model"], r["dataset"], r["reduction"], r["schedule"]): r["tokens"] for r in results}
     assert tokens[("vivit", "temporal", "-", "constant")] == []
     assert tokens[("vivit", "temporal", "merge", "constant")] == [257, 219, 181, 143, 105]
     assert tokens[("videomae", "appearance", "drop", "constant")] == [256, 218, 180, 142, 104]
     assert tokens[("timesformer", "temporal", "random merge", "constant")] == [64, 55, 46, 37, 28]  # per frame
+    assert tokens[("motionformer", "appearance", "hybrid", "constant")] == [64, 55, 46, 37, 28]  # per slot
     assert tokens[("vivit", "appearance", "merge", "decreasing")] == [257, 181, 131, 106, 106]
     assert tokens[("vivit", "appearance", "merge", "increasing")] == [257, 257, 232, 182, 106]
     table = (tmp_path / "table1.md").read_text()
-    assert table.count("\n") == 2 + 3 * 8 and "| 9×4 | merge |" in table
+    assert table.count("\n") == 2 + 4 * 8 and "| 9×4 | merge |" in table and "| Motionformer | 0 | - |" in table
 
 
 def test_missing_checkpoints_are_a_clear_error(tmp_path):

@@ -63,6 +63,7 @@ def test_input_matches_the_evaluation_pipeline():
 
 
 def test_timesformer_takes_every_other_frame_and_all_take_256_patches():
+    """(Motionformer takes all 8 frames, as 4 slots of 2.)"""
     frames = torch.arange(FRAMES, dtype=torch.uint8).view(1, FRAMES, 1, 1, 1).expand(2, FRAMES, 32, 32, 3)
     tsf = build_model("timesformer", "temporal")
     assert frame_indices(tsf) == [1, 3, 5, 7]
@@ -75,7 +76,7 @@ def test_timesformer_takes_every_other_frame_and_all_take_256_patches():
         with torch.inference_mode():
             model(model_input(frames, model))
         tokens = vtome.info(model)["tokens"][0]
-        assert tokens == {"vivit": 257, "videomae": 256, "timesformer": 64}[name]  # TimeSformer: per frame
+        assert tokens == {"vivit": 257, "videomae": 256, "timesformer": 64, "motionformer": 64}[name]  # per frame
 
 
 def test_unknown_and_missing_checkpoints(tmp_path):

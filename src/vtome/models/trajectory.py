@@ -49,8 +49,8 @@ def spatial_attention(
     """q (B, h, N, d) patch queries; k, v (B, h, F, P, d) patch keys and values per slot; bias (B, F, P) or None.
 
     Returns the trajectories Y (B, h, F, N, d) (Y[:, :, f, s] is query s's point in slot f) and, when eager, the
-    weights (B, h, N, F, P). SDPA sees (B h) as its batch and the F slots as its heads, every slot sharing the
-    same queries (an expanded view, never copied).
+    weights (B, h, N, F, P). SDPA sees (B h) as its batch and the F slots as its heads, the slots sharing one copy
+    of the queries (an expanded view).
     """
     batch, heads, n, dim = q.shape
     frames, per_frame = k.shape[2:4]
@@ -64,12 +64,12 @@ def spatial_attention(
             attn_mask=mask, dropout_p=dropout, scale=scale,
         )
         return out.view(batch, heads, frames, n, dim), None
-    scores = torch.einsum("bhsd,bhfpd->bhsfp", q, k) * scale
+    scores = q[:, :, None] @ k.transpose(-2, -1) * scale  # (B, h, F, N, P): one slot after the other
     if bias is not None:
-        scores = scores + bias[:, None, None]
+        scores = scores + bias[:, None, :, None, :]
     weights = scores.softmax(-1)
-    dropped = F.dropout(weights, p=dropout, training=dropout > 0)
-    return torch.einsum("bhsfp,bhfpd->bhfsd", dropped, v), weights
+    out = F.dropout(weights, p=dropout, training=dropout > 0) @ v
+    return out, weights.transpose(2, 3)
 
 
 def own_slot(y: torch.Tensor) -> torch.Tensor:

@@ -23,9 +23,9 @@ from vtome.testbed.models import model_input
 # all layers". The testbed models have 4 layers: at 10% they keep 60% of their tokens to the end and every
 # reduction stays within a point or two of the unreduced model; 15% per layer merges the same 60% in total.
 R = 0.15
-# The paper's hybrid thresholds (supp. Tab. 4: ViViT 0.4, VideoMAE 0.8); TimeSformer, not in the paper, takes
-# ViViT's (both use proportional attention and a class token).
-HYBRID_THRESHOLDS = {"vivit": 0.4, "videomae": 0.8, "timesformer": 0.4}
+# The paper's hybrid thresholds (supp. Tab. 4: ViViT 0.4, VideoMAE 0.8); TimeSformer and Motionformer, not in that
+# table, take ViViT's (all three use proportional attention and a class token).
+HYBRID_THRESHOLDS = {"vivit": 0.4, "videomae": 0.8, "timesformer": 0.4, "motionformer": 0.4}
 
 
 @dataclass(frozen=True)
