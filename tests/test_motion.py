@@ -1,47 +1,14 @@
 """Motion priors (vtome.motion_prior) and the motion partition they drive, on a clip with one moving square."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 import vtome
-from clipdata import write_frames, write_mp4
+from clipdata import FRAMES, HEIGHT, LEFT, SIDE, TOP, WIDTH, square_clip, write_frames, write_mjpeg, write_mp4
 from tiny import logits, tiny_timesformer, tiny_videomae
 from vtome.data.samplers import FrameSampler, default_sampler
 from vtome.motion import paint
-
-FRAMES, HEIGHT, WIDTH, SIDE, TOP, LEFT = 40, 64, 96, 16, 16, 20
-
-
-def square_clip() -> np.ndarray:
-    """uint8 (40, 64, 96, 3): a static blocky background; a textured 16 x 16 square moves right 1 px a frame
-    (textured, so that the encoder's motion search finds it: a flat square's inside does not change)."""
-    rng = np.random.default_rng(0)
-    background = rng.integers(40, 200, (HEIGHT // 4, WIDTH // 4, 3)).repeat(4, 0).repeat(4, 1).astype(np.uint8)
-    square = rng.integers(0, 256, (SIDE // 2, SIDE // 2, 3)).repeat(2, 0).repeat(2, 1).astype(np.uint8)
-    clip = np.repeat(background[None], FRAMES, 0)
-    for t in range(FRAMES):
-        clip[t, TOP:TOP + SIDE, LEFT + t:LEFT + t + SIDE] = square
-    return clip
-
-
-def write_mjpeg(path: Path, frames: np.ndarray) -> Path:
-    """Intra-only (every frame a JPEG): no motion vectors."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mjpeg", rate=10)
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuvj420p"
-        stream.options = {"qmin": "2", "qmax": "2"}  # a fixed quality: rate control would change static areas
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 def square_cover(model, margin: int = 0) -> torch.Tensor:

@@ -83,18 +83,19 @@ def motion_prior(
     if not path.exists():
         raise FileNotFoundError(f"video not found: {path}")
     sampler = sampler or default_sampler(model)
-    return file_prior(path, lambda total: [sampler(total, v) for v in range(sampler.views)], grid, transform,
+    return views_prior(path, lambda total: [sampler(total, v) for v in range(sampler.views)], grid, transform,
                       backend=backend)
 
 
-def file_prior(path: Path, views: Views, grid: Layout, transform: ClipTransform, crops: int = 1,
-               frames: Sequence[torch.Tensor] | None = None, backend: str | None = None) -> MotionPrior:
-    """The prior of temporal views of one video file or frame folder: (views * crops, frames, height, width).
+def views_prior(path: Path | None, views: Views, grid: Layout, transform: ClipTransform, crops: int = 1,
+                frames: Sequence[torch.Tensor] | None = None, backend: str | None = None) -> MotionPrior:
+    """The prior of temporal views of one clip: (views * crops, frames, height, width).
 
+    path: its video file (motion vectors, when the stream has some) or frame folder; None: `frames` only.
     views: the frame numbers of each view, or a callable `total -> those lists`.
     frames: each view's decoded uint8 frames (T, H, W, 3) when already read (for the fallback).
     """
-    maps = vector_maps(path, views) if path.is_file() else None
+    maps = vector_maps(path, views) if path is not None and path.is_file() else None
     if maps is not None:
         moved = [transform.spatial_maps(m[:, None] * _scale(transform, m.shape[-2:]), crops)[:, :, 0] for m in maps]
         return MotionPrior(_pool(torch.cat(moved), grid), "motion_vectors")
