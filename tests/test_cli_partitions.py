@@ -164,3 +164,17 @@ def test_vis_motion_says_where_its_prior_came_from(data, tmp_path, capsys):
                    "motion", "--no-gif", "--out", tmp_path / "m.png", "--json")
         assert done.code == 0, done.err
         assert json.loads(done.out)["prior_source"] == source
+
+
+def test_eval_with_fixed_saliency_vectors(data, tmp_path, capsys):
+    root, model = data
+    torch.save(torch.randn(2, 8), tmp_path / "u.pt")  # 2 layers, keys 8 wide
+    out = tmp_path / "saliency"
+    done = run(capsys, *eval_args(root, model, out), "--r", "0.5", "--partition", "saliency", "--saliency",
+               tmp_path / "u.pt", "--no-sample", "--merge-weighting", "uniform", "--json")
+    assert done.code == 0, done.err
+    metrics = json.loads(done.out)
+    assert (metrics["partition"], metrics["gamma"], metrics["sample"], metrics["merge_weighting"]) == (
+        "saliency", 6, False, "uniform")
+    assert metrics["saliency"] == str((tmp_path / "u.pt").resolve()) and "prior_sources" not in metrics
+    assert metrics["tokens"][1] == 32 - 16  # r = 0.5 of 32 tokens: within 1 - 1/6
