@@ -154,3 +154,23 @@ def test_bad_inputs(clips, tmp_path):
     vtome.patch(model, r=10, partition="motion")
     with pytest.raises(ValueError, match="prior must be"):
         vtome.set_prior(model, torch.zeros(1, 8, 8, 8))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no accelerator on this machine")
+def test_motion_on_an_accelerator_matches_cpu():
+    from vtome.data.transforms import clip_transform
+
+    model = tiny_videomae(frames=8, image=64, layers=2)
+    x = clip_transform(model)(torch.from_numpy(square_clip()[default_sampler(model)(FRAMES)]))[None]
+    results = []
+    for device in ("cpu", "cuda"):
+        model, x = model.to(device), x.to(device)
+        prior = vtome.motion_prior(x, model).prior  # from the model's input, on its device
+        assert prior.device.type == device
+        vtome.patch(model, r=0.5, partition="motion", gamma=4, trace_source=True)
+        vtome.set_prior(model, prior)
+        results.append((logits(model, x).cpu(), prior.cpu(), [a.cpu() for a in vtome.info(model)["anchors"]]))
+    (cpu_logits, cpu_prior, cpu_anchors), (gpu_logits, gpu_prior, gpu_anchors) = results
+    torch.testing.assert_close(gpu_prior, cpu_prior, atol=1e-3, rtol=1e-4)
+    torch.testing.assert_close(gpu_logits, cpu_logits, atol=1e-4, rtol=1e-4)
+    assert all(torch.equal(a, b) for a, b in zip(gpu_anchors, cpu_anchors, strict=True))  # the same targets
