@@ -31,6 +31,11 @@ NAMES = {"vivit-b": "ViViT-B", "videomae-b": "VideoMAE-B"}
 START, END = "<!-- partitions:start -->", "<!-- partitions:end -->"
 
 
+def ratio(times: dict[str, list[float]], a: str, b: str) -> float:
+    """The median over the rounds of a's time / b's time."""
+    return statistics.median(x / y for x, y in zip(times[a], times[b], strict=True))
+
+
 def measure(name: str, r: int, partitions: list[str], gamma: int, runs: int, warmup: int) -> list[dict]:
     """One model: the unpatched pass and every partition, interleaved; one result dict per partition."""
     import torch
@@ -67,13 +72,15 @@ def measure(name: str, r: int, partitions: list[str], gamma: int, runs: int, war
 
     calls = {"unpatched": unpatched, **{k: patched(v) for k, v in variants.items()}}
     seconds: dict[str, list[float]] = {k: [] for k in calls}
+    cpu: dict[str, list[float]] = {k: [] for k in calls}
     for round_ in range(warmup + runs):
         for variant, call in calls.items():
             print(f"  {name} {'warm-up' if round_ < warmup else f'round {round_ - warmup + 1}/{runs}'}: {variant}",
                   file=sys.stderr)
-            wall = time_call(call, x.device)[0]
+            wall, spent = time_call(call, x.device)
             if round_ >= warmup:
                 seconds[variant].append(wall)
+                cpu[variant].append(spent)
     base_flops = model_flops(model, unmerged_tokens(a)).total
     results = []
     for variant, kwargs in variants.items():
@@ -81,14 +88,14 @@ def measure(name: str, r: int, partitions: list[str], gamma: int, runs: int, war
         rule = SplitRule(variant, gamma if variant != "alternate" else 2)
         flops = model_flops(model, probed["tokens"], rule)
         ideal = base_flops / flops.total
-        speedup = statistics.median(u / p for u, p in zip(seconds["unpatched"], seconds[variant], strict=True))
+        speedup = ratio(seconds, "unpatched", variant)
         results.append({
             "model": name, "r": r, "partition": variant, "gamma": rule.gamma, "tokens": probed["tokens"],
             "same_tokens": probed["tokens"] == tokens, "baseline_s": statistics.median(seconds["unpatched"]),
             "patched_s": statistics.median(seconds[variant]), "runs_s": seconds[variant],
             "baseline_runs_s": seconds["unpatched"], "speedup": speedup,
-            "vs_alternate": statistics.median(alt / p for alt, p in zip(seconds["alternate"], seconds[variant],
-                                                                          strict=True)),
+            "vs_alternate": ratio(seconds, "alternate", variant), "cpu_speedup": ratio(cpu, "unpatched", variant),
+            "cpu_vs_alternate": ratio(cpu, "alternate", variant),
             "flop_speedup": ideal, "efficiency": speedup / ideal, "matching_gflops": flops.matching / 1e9,
             "gflops_patched": flops.total / 1e9, "gflops_baseline": base_flops / 1e9,
             "merge_share": probed["merge_share"], "runs": runs, "warmup": warmup, "threads": torch.get_num_threads(),
@@ -101,7 +108,8 @@ def measure(name: str, r: int, partitions: list[str], gamma: int, runs: int, war
 def render(results: list[dict]) -> str:
     lines = [
         "| model | r (alternate) | partition | gamma | tokens out | same tokens | matching GFLOPs | GFLOPs/clip | "
-        "FLOP-ideal | **speedup** | vs alternate | efficiency | merge share | latency s A / B |",
+        "FLOP-ideal | **speedup** wall / CPU | vs alternate wall / CPU | efficiency | merge share | "
+        "latency s A / B |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for res in results:
@@ -109,7 +117,8 @@ def render(results: list[dict]) -> str:
             f"| {NAMES.get(res['model'], res['model'])} | {res['r']} | {res['partition']} | {res['gamma']} "
             f"| {res['tokens'][-1]} | {'yes' if res['same_tokens'] else '**no**'} | {res['matching_gflops']:.2f} "
             f"| {res['gflops_baseline']:.0f} -> {res['gflops_patched']:.0f} | {res['flop_speedup']:.2f} "
-            f"| **{res['speedup']:.2f}** | {res['vs_alternate']:.3f} | {res['efficiency']:.2f} "
+            f"| **{res['speedup']:.2f}** / {res['cpu_speedup']:.2f} "
+            f"| {res['vs_alternate']:.3f} / {res['cpu_vs_alternate']:.3f} | {res['efficiency']:.2f} "
             f"| {100 * res['merge_share']:.1f}% | {res['baseline_s']:.2f} / {res['patched_s']:.2f} |")
     first = results[0]
     note = (f"\nMeasured {first['date']} on {first['machine']}, torch {first['torch']}, {first['threads']} thread(s), "
