@@ -20,11 +20,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from vtome import motion
 from vtome.data.samplers import FrameSampler
 from vtome.data.samples import Sample, load_frames
 from vtome.data.transforms import ClipTransform
-from vtome.motion import MotionPrior
+from vtome.motion import MotionPrior, views_prior
 from vtome.partition import Layout
 
 
@@ -62,8 +61,7 @@ class ClipDataset(Dataset):
             # A video file or frame folder: its motion vectors when it has some; frame lists and numbered frames:
             # the frame difference of what was just decoded.
             path = Path(sample.path) if sample.frames is None and sample.template is None else None
-            prior = motion.views_prior(path, wanted, self.prior_grid, self.transform, self.crops, per_view,
-                                       self.backend)
+            prior = views_prior(path, wanted, self.prior_grid, self.transform, self.crops, per_view, self.backend)
         return torch.cat(views), any(len(set(view)) < len(view) for view in wanted), prior
 
     def __getitem__(self, index: int) -> dict:
