@@ -178,3 +178,15 @@ def test_eval_with_fixed_saliency_vectors(data, tmp_path, capsys):
         "saliency", 6, False, "uniform")
     assert metrics["saliency"] == str((tmp_path / "u.pt").resolve()) and "prior_sources" not in metrics
     assert metrics["tokens"][1] == 32 - 16  # r = 0.5 of 32 tokens: within 1 - 1/6
+
+
+def test_region_partitions_on_a_family_without_a_grid_are_refused(data, tmp_path, capsys, no_model_load, monkeypatch):
+    import dataclasses
+
+    from vtome.patch import registry
+
+    gridless = [dataclasses.replace(f, layout=None) if f.name == "videomae" else f for f in registry.FAMILIES]
+    monkeypatch.setattr(registry, "FAMILIES", gridless)
+    for partition in ("center", "boundary"):
+        refused(run(capsys, "bench", "--model", "videomae-tiny", "--r", "0.5", "--partition", partition),
+                f"partition={partition!r} needs the model's patch grid")
