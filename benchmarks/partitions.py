@@ -3,6 +3,7 @@ r=300 and VideoMAE-B r=150 constant (the paper's settings), random weights, CPU,
 
     .venv/bin/python benchmarks/partitions.py                      # ~4 min on 2 quiet cores
     .venv/bin/python benchmarks/partitions.py --models videomae-b --runs 5 --update-docs
+    .venv/bin/python benchmarks/partitions.py --render-only --update-docs   # every saved result, run by run
 
 Per model, in one process: after a warm-up pass of each variant, `--runs` rounds time the unpatched model and the
 model patched with each partition in turn (A B C D, A B C D, ...). The alternate merge's realised r per layer is
@@ -36,7 +37,8 @@ def ratio(times: dict[str, list[float]], a: str, b: str) -> float:
     return statistics.median(x / y for x, y in zip(times[a], times[b], strict=True))
 
 
-def measure(name: str, r: int, partitions: list[str], gamma: int, runs: int, warmup: int) -> list[dict]:
+def measure(name: str, r: int, partitions: list[str], gamma: int, runs: int, warmup: int,
+            threads: int | None = None) -> list[dict]:
     """One model: the unpatched pass and every partition, interleaved; one result dict per partition."""
     import torch
 
@@ -44,7 +46,7 @@ def measure(name: str, r: int, partitions: list[str], gamma: int, runs: int, war
     from vtome.bench import BenchConfig, baseline_attention, patch_kwargs, patch_with, prepare, probe, time_call
     from vtome.flops import SplitRule, arch, model_flops, schedule_tokens, unmerged_tokens
 
-    config = BenchConfig(model=name, r=r, runs=runs, warmup=warmup)
+    config = BenchConfig(model=name, r=r, runs=runs, warmup=warmup, threads=threads)
     model, x = prepare(config)
     a = arch(model)
     tokens = schedule_tokens(a, r, "constant")
@@ -106,15 +108,18 @@ def measure(name: str, r: int, partitions: list[str], gamma: int, runs: int, war
 
 
 def render(results: list[dict]) -> str:
+    """The markdown table; "run" counts the measurements of the same (model, partition) in `results`."""
     lines = [
-        "| model | r (alternate) | partition | gamma | tokens out | same tokens | matching GFLOPs | GFLOPs/clip | "
-        "FLOP-ideal | **speedup** wall / CPU | vs alternate wall / CPU | efficiency | merge share | "
+        "| model | r (alternate) | run | partition | gamma | tokens out | same tokens | matching GFLOPs | "
+        "GFLOPs/clip | FLOP-ideal | **speedup** wall / CPU | vs alternate wall / CPU | efficiency | merge share | "
         "latency s A / B |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for res in results:
+    seen: dict[tuple, int] = {}
+    for res in sorted(results, key=lambda res: list(SETTINGS).index(res["model"])):  # stable: runs in order
+        run = seen[(res["model"], res["partition"])] = seen.get((res["model"], res["partition"]), 0) + 1
         lines.append(
-            f"| {NAMES.get(res['model'], res['model'])} | {res['r']} | {res['partition']} | {res['gamma']} "
+            f"| {NAMES.get(res['model'], res['model'])} | {res['r']} | {run} | {res['partition']} | {res['gamma']} "
             f"| {res['tokens'][-1]} | {'yes' if res['same_tokens'] else '**no**'} | {res['matching_gflops']:.2f} "
             f"| {res['gflops_baseline']:.0f} -> {res['gflops_patched']:.0f} | {res['flop_speedup']:.2f} "
             f"| **{res['speedup']:.2f}** / {res['cpu_speedup']:.2f} "
@@ -135,12 +140,17 @@ def main() -> None:
     parser.add_argument("--gamma", type=int, default=6)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--update-docs", action="store_true")
+    parser.add_argument("--render-only", action="store_true", help="the table of every result saved so far")
     args = parser.parse_args()
     path = HERE / "results" / "partitions.jsonl"
     results = []
+    if args.render_only:
+        results = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        args.models = []
     for name in args.models:
-        found = measure(name, SETTINGS[name], args.partitions, args.gamma, args.runs, args.warmup)
+        found = measure(name, SETTINGS[name], args.partitions, args.gamma, args.runs, args.warmup, args.threads)
         with path.open("a") as handle:
             for res in found:
                 handle.write(json.dumps(res) + "\n")
