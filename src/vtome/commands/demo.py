@@ -96,7 +96,7 @@ def _partitions_demo(console: Console, clips: int, r: float, batch_size: int, ou
                   + ("[green]yes[/]" if equal else "[red]no[/]"))
     _print_findings(console, findings, "Video Token Merging's findings (LVU, Table 1)")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "partitions.md").write_text(vtm.to_markdown(rows))
+    (out / "partitions.md").write_text(to_markdown(rows, vtm.COLUMNS))
     seconds = time.perf_counter() - started
     summary = {"clips": clips, "r": r, "gamma": vtm.GAMMA, "same_budget": equal, "results": results, "rows": rows,
                "findings": [{**f.__dict__, "holds": f.holds} for f in findings], "seconds": seconds}

@@ -20,7 +20,7 @@ from vtome.testbed.clips import DATASETS, make_clips
 from vtome.testbed.evaluate import R, Variant, evaluate_variants
 from vtome.testbed.findings import Finding, beats
 from vtome.testbed.models import load_testbed_model
-from vtome.testbed.table import DATASET_COLUMNS, MODEL_NAMES, MODEL_ORDER, cell, speedups
+from vtome.testbed.table import DATASET_COLUMNS, MODEL_NAMES, MODEL_ORDER, speedups
 
 PARTITIONS = ("alternate", "stride", "center", "boundary", "motion")
 NAMES = {"alternate": "alternate (ToMe)", "stride": "stride (naive)"}  # as printed; the others by their name
@@ -98,18 +98,6 @@ def partition_rows(results: list[dict]) -> list[dict]:
             row["FLOPs"] = sum(c["flop_speedup"] for c in cells.values()) / len(cells)
             rows.append(row)
     return rows
-
-
-def to_markdown(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join(" --- " for _ in COLUMNS) + "|"]
-    previous = None
-    for row in rows:
-        values = [cell(row, c) for c in COLUMNS]
-        if row["Model"] == previous:
-            values[0] = ""
-        previous = row["Model"]
-        lines.append("| " + " | ".join(values) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def check_partition_findings(results: list[dict]) -> list[Finding]:
