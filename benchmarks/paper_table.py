@@ -4,13 +4,16 @@
     .venv/bin/python benchmarks/paper_table.py --resume             # continue an interrupted run
     .venv/bin/python benchmarks/paper_table.py --render-only        # markdown again from the saved results
     .venv/bin/python benchmarks/paper_table.py --models videomae-b --batch-sizes 1 --attn sdpa   # a part
+    .venv/bin/python benchmarks/paper_table.py --compile --attn sdpa  # torch.compile'd A and B, compile times
+    .venv/bin/python benchmarks/paper_table.py --device cuda --dtype bfloat16 --compile   # on a GPU
 
 Cells: ViViT-B r=300, VideoMAE-B r=150, TimeSformer-B and Motionformer-B r=18 per frame; constant / decreasing /
 increasing; each
 batch size; attention through SDPA (vtome's default) and explicit matmul + softmax (the paper's code), both the
 unpatched baseline and the patched model computing it the same way; plus the r=0 overhead check. Every result is
-appended to results/paper_table.jsonl as it is measured; the markdown goes to results/paper_table.md and, with
---update-docs, between the paper_table markers of docs/BENCHMARKS.md.
+appended to results/paper_table.jsonl as it is measured (paper_table_compiled.jsonl with --compile, and a
+_<device>_<dtype> suffix off the CPU float32 default); the markdown goes to results/paper_table.md and, with
+--update-docs, between the paper_table markers of docs/BENCHMARKS.md (paper_table_compiled, paper_table_<device>...).
 """
 
 from __future__ import annotations
@@ -42,6 +45,14 @@ def key(res: dict) -> tuple:
     return res["model"], res["r"], res["schedule"], res["batch_size"], res["attn_impl"]
 
 
+def variant(args: argparse.Namespace) -> str:
+    """The name of a run's results: paper_table[_compiled][_<device>_<dtype>]."""
+    name = "paper_table" + ("_compiled" if args.compile else "")
+    if args.device != "cpu" or args.dtype != "float32":
+        name += f"_{args.device.split(':')[0]}_{args.dtype}"
+    return name
+
+
 def load(path: Path) -> list[dict]:
     if not path.exists():
         return []
@@ -62,7 +73,8 @@ def measure(args: argparse.Namespace, path: Path) -> None:
         if not todo:
             continue
         config = BenchConfig(model=model_name, batch_size=batch, runs=args.runs, warmup=args.warmup,
-                             threads=args.threads, attn_impl=attn)
+                             threads=args.threads, attn_impl=attn, compile=args.compile, device=args.device,
+                             dtype=args.dtype)
         model, x = prepare(config)
         for schedule, rr in todo:
             config.schedule, config.r = schedule, rr
@@ -71,8 +83,10 @@ def measure(args: argparse.Namespace, path: Path) -> None:
             res["wall_s"] = time.time() - start
             with path.open("a") as handle:
                 handle.write(json.dumps(res) + "\n")
+            compiled = (f", compile {res['compile_s_baseline']:.0f} / {res['compile_s_patched']:.0f} s, eager B "
+                        f"{res['patched_eager_s']:.2f} s" if args.compile else "")
             print(f"{model_name:14s} r={rr:<3} {schedule:10s} b={batch} {attn:5s}: speedup {res['speedup']:.2f} "
-                  f"(FLOP-ideal {res['flop_speedup']:.2f}), merge {100 * res['merge_share']:.1f}%, "
+                  f"(FLOP-ideal {res['flop_speedup']:.2f}), merge {100 * res['merge_share']:.1f}%{compiled}, "
                   f"{res['wall_s']:.0f} s", flush=True)
         del model, x
         gc.collect()
@@ -118,6 +132,8 @@ def render(results: list[dict]) -> str:
     out.append(f"Measured {values('date')} on {values('machine')}, torch {values('torch')}, {values('threads_used')} "
                f"thread(s), {values('dtype')}, {values('runs')} timed A/B pairs after {values('warmup')} warm-up "
                "pass(es) per cell; speedup = median of the per-pair ratios. A = unpatched, B = patched.\n")
+    if any(res.get("compile") for res in results):
+        return "\n".join(out) + render_compiled(results)
     for attn in ("sdpa", "eager"):
         rows = [res for res in results if res["attn_impl"] == attn and res["r"] != 0]
         if not rows:
@@ -166,12 +182,34 @@ def render(results: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-def update_docs(doc: Path, table: str) -> None:
+def render_compiled(results: list[dict]) -> str:
+    """The torch.compile table: both variants compiled; the first (compiling) call of each; B eager against B
+    compiled (a compiled model must not be slower)."""
+    head = ("| model | r | schedule | batch | attention | FLOP-ideal | **speedup** | >= 0.9 ideal "
+            "| compiled B vs eager B | latency s A / B (compiled) | B eager s | first call s A / B | B / A compile |")
+    out = ["\n#### torch.compile: compiled unpatched (A) against compiled patched (B)\n", head,
+           "|" + "---|" * (head.count("|") - 1)]
+    for res in sorted(results, key=lambda r: (r["attn_impl"], list(SETTINGS).index(r["model"]), r["batch_size"],
+                                              r["r"] != 0, SCHEDULES.index(r["schedule"]))):
+        ideal, wall = res["flop_speedup"], res["speedup"]
+        r_text = f"{res['r']}x{res['frames_per_clip']}" if res["model"] == "timesformer-b" else str(res["r"])
+        faster = res["patched_eager_s"] / res["patched_s"]
+        out.append(f"| {NAMES[res['model']]} | {r_text} | {res['schedule']} | {res['batch_size']} | {res['attn_impl']} "
+                   f"| {ideal:.2f} | **{wall:.2f}** | {_yes(wall, 0.9 * ideal) if res['r'] else 'n/a'} "
+                   f"| {faster:.2f}x {'' if faster >= 1 else '**slower**'} "
+                   f"| {res['baseline_s']:.2f} / {res['patched_s']:.2f} | {res['patched_eager_s']:.2f} "
+                   f"| {res['compile_s_baseline']:.0f} / {res['compile_s_patched']:.0f} "
+                   f"| {res['compile_s_patched'] / res['compile_s_baseline']:.2f} |")
+    return "\n".join(out) + "\n"
+
+
+def update_docs(doc: Path, table: str, name: str = "paper_table") -> None:
+    start, end = START.replace("paper_table", name), END.replace("paper_table", name)
     text = doc.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{doc} has no {START} ... {END} section to replace")
-    head, rest = text.split(START, 1)
-    doc.write_text(head + START + "\n" + table + END + rest.split(END, 1)[1])
+    if start not in text or end not in text:
+        raise SystemExit(f"{doc} has no {start} ... {end} section to replace")
+    head, rest = text.split(start, 1)
+    doc.write_text(head + start + "\n" + table + end + rest.split(end, 1)[1])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -182,6 +220,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3, help="timed A/B pairs per cell")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--compile", action="store_true", help="torch.compile both variants (vtome bench --compile)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--no-overhead", dest="overhead", action="store_false", help="skip the r=0 cells")
     parser.add_argument("--out-dir", type=Path, default=HERE / "results")
     parser.add_argument("--resume", action="store_true", help="keep the results already saved, measure the rest")
@@ -190,15 +231,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    path = args.out_dir / "paper_table.jsonl"
+    name = variant(args)
+    path = args.out_dir / f"{name}.jsonl"
     start = time.time()
     if not args.render_only:
         measure(args, path)
-    table = ("#### FLOP-ideal speedups of the paper's settings (analytic, 2 FLOPs per multiply-add)\n\n"
-             + flop_table() + "\n#### Measured\n\n" + render(load(path)))
-    (args.out_dir / "paper_table.md").write_text(table)
+    table = "#### Measured\n\n" + render(load(path))
+    if name == "paper_table":
+        table = ("#### FLOP-ideal speedups of the paper's settings (analytic, 2 FLOPs per multiply-add)\n\n"
+                 + flop_table() + "\n" + table)
+    (args.out_dir / f"{name}.md").write_text(table)
     if args.update_docs:
-        update_docs(args.update_docs, table)
+        update_docs(args.update_docs, table, name)
     print(table)
     print(f"total {time.time() - start:.0f} s", file=sys.stderr)
 

@@ -34,6 +34,20 @@ def test_no_graph_break_in_any_mode(family, settings):
     assert explained.graph_count == 1
 
 
+@pytest.mark.parametrize("partition", ["stride", "center", "motion", "saliency"])
+@pytest.mark.parametrize("family", ["vivit", "timesformer", "motionformer"])  # joint, divided (both layouts)
+def test_no_graph_break_with_a_partition(family, partition):
+    model = BUILDERS[family]()
+    extra = dict(saliency=torch.randn(3, 8)) if partition == "saliency" else {}
+    vtome.patch(model, r=0.3, partition=partition, merge_weighting="uniform", **extra)
+    layout = model._vtome.layout
+    if partition == "motion":
+        vtome.set_prior(model, torch.rand(2, layout.frames, layout.height, layout.width))
+    with torch.no_grad():
+        explained = dynamo.explain(model)(clip_for(model))
+    assert explained.graph_break_count == 0, explained.break_reasons
+
+
 def test_compiled_fullgraph_runs_without_recompiling_and_matches_eager(family):
     model = BUILDERS[family](layers=2)
     vtome.patch(model, r=3, schedule="decreasing", trace_source=True)

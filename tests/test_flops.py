@@ -7,6 +7,7 @@ import torch
 
 import vtome
 from vtome.flops import (
+    SplitRule,
     arch,
     counted_flops,
     divided_layer_flops,
@@ -166,3 +167,53 @@ def test_paper_settings_reach_the_design_numbers():
             tokens = planned_tokens(a, layer_r(r, "constant", a.layers, mergeable))
             assert flop_speedup(model, tokens, layers_only=True) == pytest.approx(ideal, abs=0.005)
             assert 1 < flop_speedup(model, tokens) < ideal  # the whole pass: embedding and matching included
+
+
+PARTITIONS = [("stride", 4), ("center", 6), ("boundary", 6), ("motion", 6), ("saliency", 6)]
+
+
+def _patch_partition(model, name: str, gamma: int, r) -> None:
+    a = arch(model)
+    saliency = torch.randn(a.layers, a.dim // a.heads) if name == "saliency" else None
+    vtome.patch(model, r=r, partition=name, gamma=gamma, saliency=saliency)
+
+
+def _prior(model, batch: int) -> None:
+    if model._vtome.settings.partition == "motion":
+        layout = model._vtome.layout
+        vtome.set_prior(model, torch.rand(batch, layout.frames, layout.height, layout.width))
+
+
+def test_partition_matching_by_hand(models):
+    a = arch(models["vivit-tiny"])  # 257 tokens with the class token; keys averaged over heads: c = 16
+    # stride, gamma 6: targets at p = 5, 11, ..., 257 // 6 = 42 of them; 215 sources (the class token among them).
+    _, match = joint_layer_flops(a, 257, 100, 16, SplitRule("stride", 6))
+    assert match == 2 * 215 * 42 * 16
+    # center, gamma 6: (257 - 1) // 6 = 42 targets as well; alternate: 129 x 128.
+    assert joint_layer_flops(a, 257, 100, 16, SplitRule("center", 6))[1] == 2 * 215 * 42 * 16
+    assert joint_layer_flops(a, 257, 100, 16)[1] == 2 * 129 * 128 * 16
+    # Divided: per frame of 64 patches, 4 frames, motion gamma 4: 16 targets, 48 sources; saliency adds the scores.
+    t = arch(models["timesformer-tiny"])
+    assert divided_layer_flops(t, 64, 30, 16, SplitRule("motion", 4))[1] == 4 * 2 * 48 * 16 * 16
+    assert divided_layer_flops(t, 64, 30, 16, SplitRule("saliency", 4))[1] == 4 * (2 * 48 * 16 * 16 + 2 * 64 * 16)
+
+
+@pytest.mark.parametrize("name", TINY)
+@pytest.mark.parametrize(("partition", "gamma"), PARTITIONS, ids=[p for p, _ in PARTITIONS])
+def test_partition_flops_agree_with_torch_flop_counter(models, name, partition, gamma):
+    model = models[name]
+    x = random_input(model, batch_size=2)
+    _patch_partition(model, partition, gamma, 0.3)  # every layer merges (a layer clamped to r = 0 matches nothing)
+    try:
+        _prior(model, 2)
+        counted = counted_flops(model, x)
+        tokens = vtome.info(model)["tokens"]
+        assert all(after < before for before, after in zip(tokens, tokens[1:], strict=False))
+        assert counted == 2 * model_flops(model, tokens).total
+        assert model_flops(model, tokens).matching < model_flops(model, tokens, SplitRule()).matching
+        # The token counts are what the partition's clamp plans.
+        rule = SplitRule(partition, gamma)
+        assert planned_tokens(arch(model), vtome.info(model)["r"], rule) == tokens
+        assert schedule_tokens(arch(model), 0.3, "constant", rule) == tokens
+    finally:
+        vtome.unpatch(model)

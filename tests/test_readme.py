@@ -1,4 +1,4 @@
-"""The usage example at the top of the README runs and prints what it says."""
+"""The README's Python examples run and print what they say."""
 
 import re
 from pathlib import Path
@@ -12,3 +12,12 @@ def test_usage_example_runs(capsys):
     printed = capsys.readouterr().out.strip()
     claimed = re.search(r"print\(vtome.info\(model\)\[\"tokens\"\]\)\s+# (\[.*?\])", block).group(1)
     assert printed == claimed
+
+
+def test_partitions_example_runs_and_prints_what_it_says(capsys):
+    section = README.read_text().split("## Partitions (Video Token Merging)\n", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(block, "README.md", "exec"), {})
+    printed = capsys.readouterr().out.strip().splitlines()
+    claimed = re.findall(r"^print\(.*\)\s+# (.*)$", block, re.M)
+    assert len(claimed) == 3 and printed == claimed

@@ -42,3 +42,24 @@ def test_missing_checkpoints_are_a_clear_error(tmp_path):
     result = CliRunner().invoke(app, ["demo", "--quick", "--checkpoints", str(tmp_path), "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "no trained checkpoint" in result.output and "train_testbed.py" in result.output
+
+
+def test_quick_partitions_demo_keeps_the_budget_and_checks_vtms_findings(tmp_path):
+    result = CliRunner().invoke(app, ["demo", "--partitions", "--quick", "--out", str(tmp_path)], terminal_width=160)
+    assert result.exit_code == 0, result.output
+    for text in ("alternate (ToMe)", "stride (naive)", "center", "boundary", "motion", "center beats stride",
+                 "motion beats stride"):
+        assert text in result.output, text
+    summary = json.loads((tmp_path / "partitions.json").read_text())
+    results = summary["results"]
+    assert summary["same_budget"] and len(results) == 2 * 4 * 6 and len(summary["rows"]) == 4 * 6  # 4 models
+    tokens = {(r["model"], r["dataset"], r["reduction"]): r["tokens"] for r in results}
+    for partition in ("alternate", "stride", "center", "boundary", "motion"):  # the same budget: the alternate's
+        assert tokens[("vivit", "temporal", partition)] == [257, 219, 181, 143, 105]
+        assert tokens[("timesformer", "appearance", partition)] == [64, 55, 46, 37, 28]
+    gammas = {r["reduction"]: r["gamma"] for r in results if r["mode"] is not None}
+    assert gammas == {"alternate": None, "stride": 6, "center": 6, "boundary": 6, "motion": 6}
+    # The VTM partitions match fewer pairs: their FLOP-ideal speedup is a little above the alternate's.
+    flops = {(r["model"], r["reduction"]): r["flop_speedup"] for r in results if r["dataset"] == "temporal"}
+    assert flops[("vivit", "center")] > flops[("vivit", "alternate")] > 1
+    assert (tmp_path / "partitions.md").read_text().count("\n") == 2 + 4 * 6

@@ -21,8 +21,10 @@ from rich.console import Console
 from rich.table import Table
 
 import vtome
-from vtome.commands.checks import UserError
-from vtome.commands.evalargs import PRETTY, PROP_ATTN_HELP, prepare, resolved_root
+from vtome import motion
+from vtome.commands import partitionargs as p
+from vtome.commands.checks import UserError, partition_label
+from vtome.commands.evalargs import PRETTY, PROP_ATTN_HELP, partition_record, prepare, resolved_root
 from vtome.commands.modelspec import ModelSpec
 from vtome.commands.output import JsonOut, emit
 from vtome.data.samplers import default_sampler
@@ -48,6 +50,12 @@ def eval_command(
     threshold: float | None = typer.Option(None, help="Similarity threshold in [-1, 1], for --mode hybrid only."),
     seed: int = typer.Option(0, help="Seed of the random modes."),
     prop_attn: bool | None = typer.Option(None, "--prop-attn/--no-prop-attn", help=PROP_ATTN_HELP),
+    partition: p.Partition = "alternate",
+    gamma: p.Gamma = None,
+    merge_weighting: p.MergeWeighting = "size",
+    sample: p.Sample = True,
+    tau: p.Tau = 1.0,
+    saliency: p.Saliency = None,
     batch_size: int = typer.Option(1, help="Clips per forward pass."),
     workers: int = typer.Option(min(4, os.cpu_count() or 1), help="DataLoader worker processes."),
     limit: int | None = typer.Option(None, help="Only the first N clips of the split."),
@@ -95,9 +103,12 @@ def eval_command(
     net = spec.load(run["device"])
     sampler = default_sampler(net, dataset, views=views, num_frames=num_frames, rate=sampling_rate, mode=sampling)
     transform = clip_transform(net, model, channels=channels or default_channels(net.config.model_type, dataset))
-    tokens, shape = None, arch(net)
+    tokens, grid, shape = None, None, arch(net)
     if run["patching"]:
         vtome.patch(net, **run["kwargs"])
+        if partition == "motion":  # every clip's prior comes with it (vtome.motion); the dummy clip's is flat
+            grid = motion.token_grid(net)
+            vtome.set_prior(net, torch.zeros(1, grid.frames, grid.height, grid.width))
         with torch.inference_mode():  # one dummy clip, for the token counts per layer
             net(random_input(net))
         tokens = vtome.info(net)["tokens"]
@@ -106,6 +117,7 @@ def eval_command(
         "name": name or PRETTY.get(net.config.model_type, net.config.model_type),
         "dataset": dataset, "root": resolved_root(root), "split": split, "limit": limit,
         "r": run["r"], "schedule": run["schedule"], "mode": mode, "threshold": threshold, "seed": seed,
+        **partition_record(run["kwargs"], None if saliency is None else str(saliency)),
         "prop_attn": vtome.info(net)["prop_attn"] if tokens is not None else None,
         "patched": tokens is not None, "tokens": tokens,
         "merge_frames": shape.frames if shape.divided else None,  # frames (Motionformer: slots) merging on their own
@@ -118,7 +130,7 @@ def eval_command(
         metrics = evaluate(net, samples, out, sampler=sampler, transform=transform, crops=crops,
                            batch_size=batch_size, workers=workers, backend=run["backend"], heads=heads,
                            save_logits=save_logits, retry_failed=retry_failed, settings=settings,
-                           device=run["device"], progress=progress)
+                           device=run["device"], progress=progress, prior_grid=grid)
     except ResumeMismatch as err:
         raise UserError(str(err)) from err
     except NothingEvaluated as err:
@@ -136,6 +148,9 @@ def eval_command(
         note.print(f"[yellow]note:[/] {metrics['padded']} clip(s) had fewer frames than the sampling needs "
                    f"({sampler.num_frames} frames{f' at rate {sampler.rate}' if sampler.mode == 'rate' else ''}): "
                    "frames were repeated; they are marked \"padded\" in predictions.jsonl")
+    if metrics.get("prior_sources"):
+        counted = ", ".join(f"{n} from {k.replace('_', ' ')}" for k, n in metrics["prior_sources"].items())
+        note.print(f"motion prior: {counted} (clips without motion vectors take their frames' difference)")
     emit(metrics, as_json, json_out, None if as_json else Console())
     if not as_json:
         _print_summary(metrics, out)
@@ -149,8 +164,9 @@ def _done(out: str) -> int:
 
 def _print_summary(metrics: dict, out: str) -> None:
     console = Console()
+    partition = partition_label(metrics)
     table = Table(title=f"{metrics['name']} on {metrics['dataset']}: r={metrics['r']} {metrics['schedule']} "
-                        f"{metrics['mode']}")
+                        f"{metrics['mode']}" + (f", partition {partition}" if partition else ""))
     table.add_column("metric")
     table.add_column("value", justify="right")
     keys = ["top1", "top5"]

@@ -74,6 +74,16 @@ class ModelSpec:
             vtome.unpatch(vtome.patch(model, **settings))
         except ValueError as err:
             raise UserError(f"--model {self.name}: {err}") from err
+        vectors = settings.get("saliency")
+        if vectors is not None:  # one vector per layer, as wide as the matching metric (keys averaged over heads)
+            from vtome.flops import arch
+
+            a = arch(model)
+            width = a.dim if settings.get("head_aggregation") == "concat" else a.dim // a.heads
+            if vectors.shape[0] < a.layers or vectors.shape[1] != width:
+                raise UserError(f"--saliency: vectors of shape {tuple(vectors.shape)} do not fit --model {self.name}"
+                                f": it needs ({a.layers}, {width}), one vector per layer as wide as its keys "
+                                "averaged over heads")
 
     def load(self, device: str = "cpu") -> nn.Module:
         """The model with its weights, in eval mode, on `device`."""

@@ -65,9 +65,9 @@ class ClipTransform:
     normalize: bool = True
     channels: str = "rgb"  # "bgr": the channels reversed before rescaling (mean and std are in the model's order)
 
-    def _resized(self, frames: torch.Tensor) -> torch.Tensor:
-        """(T, H, W, 3) uint8 -> (T, 3, H', W') float32 in [0, 255], short side = self.resize."""
-        x = frames.permute(0, 3, 1, 2).float()
+    def _resized(self, x: torch.Tensor, as_uint8: bool = True) -> torch.Tensor:
+        """(T, C, H, W) float -> (T, C, H', W'), short side = self.resize; as_uint8: rounded back to 0..255 (pixels),
+        else left as they come (maps of other values)."""
         if self.resize is not None:
             height, width = x.shape[-2:]
             short, long = min(height, width), max(height, width)
@@ -75,8 +75,28 @@ class ClipTransform:
             size = (self.resize, new_long) if height <= width else (new_long, self.resize)
             if size != (height, width):
                 x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-                x = x.round().clamp(0, 255)  # as if resized in uint8, like the HF processors
+                if as_uint8:
+                    x = x.round().clamp(0, 255)  # as if resized in uint8, like the HF processors
         return x
+
+    def _crops(self, x: torch.Tensor, views: int) -> list[torch.Tensor]:
+        """(T, C, H, W) -> `views` crops (T, C, h, w) spread evenly along the long side (zero padding around a
+        frame smaller than the crop)."""
+        crop_h, crop_w = self.crop
+        height, width = x.shape[-2:]
+        if height < crop_h or width < crop_w:  # smaller than the crop: pad with zeros around, centred
+            pad_h, pad_w = max(crop_h - height, 0), max(crop_w - width, 0)
+            x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+            height, width = x.shape[-2:]
+        out = []
+        for view in range(views):
+            frac = 0.5 if views == 1 else view / (views - 1)
+            if width - crop_w >= height - crop_h:
+                top, left = (height - crop_h) // 2, round(frac * (width - crop_w))
+            else:
+                top, left = round(frac * (height - crop_h)), (width - crop_w) // 2
+            out.append(x[..., top:top + crop_h, left:left + crop_w])
+        return out
 
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels == "bgr":
@@ -97,22 +117,23 @@ class ClipTransform:
     def spatial_views(self, frames: torch.Tensor, views: int) -> torch.Tensor:
         """(T, H, W, 3) uint8 -> (views, T, 3, h, w): crops spread evenly along the long side (3 = the usual
         left/centre/right). views=1 is the centre crop."""
-        x = self._resized(frames)
-        crop_h, crop_w = self.crop
-        height, width = x.shape[-2:]
-        if height < crop_h or width < crop_w:  # smaller than the crop: pad with zeros around, centred
-            pad_h, pad_w = max(crop_h - height, 0), max(crop_w - width, 0)
-            x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
-            height, width = x.shape[-2:]
-        out = []
-        for view in range(views):
-            frac = 0.5 if views == 1 else view / (views - 1)
-            if width - crop_w >= height - crop_h:
-                top, left = (height - crop_h) // 2, round(frac * (width - crop_w))
-            else:
-                top, left = round(frac * (height - crop_h)), (width - crop_w) // 2
-            out.append(self._finish(x[..., top:top + crop_h, left:left + crop_w]))
-        return torch.stack(out)
+        x = self._resized(frames.permute(0, 3, 1, 2).float())
+        return torch.stack([self._finish(crop) for crop in self._crops(x, views)])
+
+    def spatial_maps(self, maps: torch.Tensor, views: int = 1) -> torch.Tensor:
+        """The same geometry (short-side resize, crops) for per-pixel maps of the frames: (T, C, H, W) float ->
+        (views, T, C, h, w), values resized bilinearly (not rounded, not normalised)."""
+        return torch.stack(self._crops(self._resized(maps.float(), as_uint8=False), views))
+
+    def levels(self, x: torch.Tensor) -> torch.Tensor:
+        """Model input (..., 3, h, w) made by this transform -> the pixel values it came from, 0..255 float."""
+        if self.normalize:
+            mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+            std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+            x = x * std + mean
+        if self.offset:
+            x = x + 1
+        return x / self.rescale
 
 
 def _pair(value, name: str) -> tuple[int, int] | None:

@@ -5,8 +5,18 @@ from __future__ import annotations
 
 from torch import nn
 
+from vtome.partition import GAMMA_DEFAULTS, PARTITIONS, FixedSaliency
 from vtome.patch.registry import find_family
-from vtome.patch.state import ATTN_IMPLS, COMPATS, HEAD_AGGREGATIONS, MODES, POSITIONS, MergeState, Settings
+from vtome.patch.state import (
+    ATTN_IMPLS,
+    COMPATS,
+    HEAD_AGGREGATIONS,
+    MERGE_WEIGHTINGS,
+    MODES,
+    POSITIONS,
+    MergeState,
+    Settings,
+)
 from vtome.reduce import source_matrix
 from vtome.schedule import Schedule, check_r, check_schedule
 
@@ -25,6 +35,12 @@ def patch(
     attn_impl: str | None = None,
     compat: str | None = None,
     position: str = "mean",
+    partition: str = "alternate",
+    gamma: int | None = None,
+    merge_weighting: str = "size",
+    sample: bool = True,
+    tau: float = 1.0,
+    saliency=None,
 ) -> nn.Module:
     """Make `model` merge tokens inside its layers, in place. Returns the model.
 
@@ -44,6 +60,17 @@ def patch(
         None (default) is vtome's behaviour.
     position: for models with rotary positions (V-JEPA 2), where a merged token sits: "mean" (the size-weighted
         mean of its members' positions), "target" (its target's) or "source" (the mean of the sources that joined).
+    partition: which tokens are targets (Video Token Merging, Lee et al.): "alternate" (ToMe's), "stride" (every
+        gamma-th), "center" / "boundary" (targets concentrated in / outside the central box of every frame),
+        "motion" (drawn by a motion prior: `vtome.set_prior`), "saliency" (drawn by s = tanh(K u)). See
+        vtome.partition. A fractional r may then go up to 1 - 1/gamma.
+    gamma: partition factor, an int >= 2 (about one target in gamma tokens); None: 2 for alternate and stride,
+        6 (VTM's best) for the others.
+    merge_weighting: "size" (ToMe's size-weighted average) or "uniform" (VTM's plain average).
+    sample: motion / saliency: draw targets with probability softmax (seeded); False takes the top ones.
+    tau: motion: the temperature of softmax(v / tau).
+    saliency: partition="saliency": fixed vectors u, a tensor (layers, C') with C' the metric's width, or an object
+        with scores(layer, keys) -> (batch, N) such as vtome.vtm.SaliencyHeads.
 
     Patching an already patched model replaces its settings.
     """
@@ -63,7 +90,8 @@ def patch(
         raise ValueError(f"position must be one of {POSITIONS}; got {position!r}")
     if not isinstance(seed, int):
         raise ValueError(f"seed must be an int; got {seed!r}")
-    check_r(r)
+    gamma, saliency_scores = check_partition(partition, gamma, merge_weighting, tau, saliency)
+    check_r(r, 1 - 1 / gamma)
     check_schedule(schedule)
 
     unpatch(model)
@@ -80,10 +108,45 @@ def patch(
         attn_impl=attn_impl,
         compat=compat,
         position=position,
+        partition=partition,
+        gamma=gamma,
+        merge_weighting=merge_weighting,
+        sample=bool(sample),
+        tau=float(tau),
     )
     state = family.apply(model, settings)
+    state.layout = family.layout(model) if family.layout is not None else None
+    state.saliency = saliency_scores
+    if partition in ("center", "boundary", "motion") and state.layout is None:
+        unpatch(model)
+        raise ValueError(f"partition={partition!r} needs the model's patch grid, which vtome does not know for a "
+                         f"{family.name} model")
     model._vtome = state
     return model
+
+
+def check_partition(partition: str, gamma: int | None, merge_weighting: str, tau: float, saliency):
+    """Validate the partition settings; returns gamma (its default filled in) and the saliency scorer."""
+    if partition not in PARTITIONS:
+        raise ValueError(f"unknown partition {partition!r}; use one of {', '.join(PARTITIONS)}")
+    if gamma is None:
+        gamma = GAMMA_DEFAULTS[partition]
+    if isinstance(gamma, bool) or not isinstance(gamma, int) or gamma < 2:
+        raise ValueError(f"gamma must be an int >= 2 (about one target in gamma tokens); got {gamma!r}")
+    if partition == "alternate" and gamma != 2:
+        raise ValueError(f"partition='alternate' is ToMe's split (gamma 2); got gamma={gamma}: use "
+                         "partition='stride' for another gamma")
+    if merge_weighting not in MERGE_WEIGHTINGS:
+        raise ValueError(f"merge_weighting must be one of {MERGE_WEIGHTINGS}; got {merge_weighting!r}")
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0; got {tau!r}")
+    if partition == "saliency":
+        if saliency is None:
+            raise ValueError("partition='saliency' needs saliency=: vectors (layers, C') or vtome.vtm.SaliencyHeads")
+        return gamma, saliency if hasattr(saliency, "scores") else FixedSaliency(saliency)
+    if saliency is not None:
+        raise ValueError(f"saliency= applies only to partition='saliency', not {partition!r}")
+    return gamma, None
 
 
 def _state(model: nn.Module) -> MergeState | None:
@@ -115,6 +178,9 @@ def info(model: nn.Module) -> dict:
     assignments: (trace_source) L + 1 tensors (batch, N0) long, entering layer 1 then after each layer: the
         index of the token holding each input token (-1 if dropped); `reduce.source_matrix(assignments[i],
         tokens[i])` is the source after layer i.
+    partition, gamma, merge_weighting: the partition settings; targets: the targets chosen in each layer (None
+        where a layer merged nothing); anchors: (center / boundary / motion) L + 1 tensors (batch, N), the
+        layer-1 index each token is anchored at.
     """
     state = _state(model)
     if state is None:
@@ -137,5 +203,30 @@ def info(model: nn.Module) -> dict:
         "head_aggregation": s.head_aggregation,
         "compat": s.compat,
         "position": s.position,
+        "partition": s.partition,
+        "gamma": s.gamma,
+        "merge_weighting": s.merge_weighting,
+        "targets": list(state.targets),
+        "anchors": list(state.anchors),
     }
 
+
+
+def set_prior(model: nn.Module, prior) -> nn.Module:
+    """Give a model patched with partition="motion" the motion prior of its next forward pass.
+
+    prior: (batch, frames, height, width), one value per layer-1 token of the model's grid (tubelet slots x patch
+    rows x patch columns; TimeSformer: frames x patches), e.g. from `vtome.motion_prior(video, model)`. It is used
+    by the next forward pass only.
+    """
+    import torch
+
+    state = _state(model)
+    if state is None:
+        raise ValueError("this model is not patched: call vtome.patch(model, r=..., partition='motion') first")
+    if state.settings.partition != "motion":
+        raise ValueError(f"set_prior applies to partition='motion'; this model uses {state.settings.partition!r}")
+    prior = torch.as_tensor(prior)
+    state.layout.prior_rows(prior)  # the shape check, now rather than in the forward pass
+    state.prior = prior
+    return model

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from vtome.partition import Layout
 from vtome.patch.state import MergeState, Settings
 
 _SUBCLASSES: dict[tuple[type, type], type] = {}
@@ -67,3 +68,4 @@ class Family:
     matches: Callable[[nn.Module], bool]
     apply: Callable[[nn.Module, Settings], MergeState]
     prop_attn: bool  # the paper's default
+    layout: Callable[[nn.Module], Layout] | None = None  # the token grid, for region and motion partitions

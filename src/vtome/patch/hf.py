@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from vtome.partition import Layout
+
 
 def _pair(size) -> tuple[int, int]:
     return tuple(size) if isinstance(size, list | tuple) else (size, size)
@@ -50,3 +52,11 @@ def wants_attentions(config, kwargs: dict) -> bool:
     """Whether the caller asked for attention maps (then a patched layer computes them explicitly, bias included)."""
     flag = kwargs.get("output_attentions")
     return bool(getattr(config, "output_attentions", False) if flag is None else flag)
+
+
+def video_grid(config, time_patch: int, prefix: int, per_frame: bool = False) -> Layout:
+    """The token grid of a HF video model built for config (frames / time_patch slots of image / patch patches)."""
+    height, width = _pair(config.image_size)
+    patch = config.tubelet_size[1:] if isinstance(getattr(config, "tubelet_size", None), list | tuple) else None
+    ph, pw = patch if patch is not None else _pair(config.patch_size)
+    return Layout(config.num_frames // time_patch, height // ph, width // pw, per_frame=per_frame, prefix=prefix)

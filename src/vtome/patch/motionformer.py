@@ -21,7 +21,9 @@ from torch import nn
 
 from vtome.attention import key_metric
 from vtome.models.motionformer import drop_path
+from vtome.partition import Layout
 from vtome.patch.family import Family, swap_class
+from vtome.patch.hf import video_grid
 from vtome.patch.state import MergeState, Settings
 
 
@@ -93,4 +95,9 @@ def _apply(model: nn.Module, settings: Settings) -> MergeState:
     return state
 
 
-FAMILY = Family("motionformer", _matches, _apply, prop_attn=True)
+def _layout(model: nn.Module) -> Layout:
+    # The merged rows are single token slots (frame-major groups); the class token stays out of them.
+    return video_grid(model.config, model.config.tubelet_size, prefix=0, per_frame=True)
+
+
+FAMILY = Family("motionformer", _matches, _apply, prop_attn=True, layout=_layout)

@@ -12,12 +12,13 @@ layer recomputed inside backward does not.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 
-from vtome import reduce
-from vtome.matching import Matching, RandomDraw, bipartite_match
+from vtome import partition, reduce
+from vtome.matching import Matching, RandomDraw, Split, bipartite_match
 from vtome.schedule import Schedule, layer_r
 
 MODES = ("merge", "drop", "random_drop", "random_merge", "hybrid")
@@ -25,6 +26,7 @@ HEAD_AGGREGATIONS = ("mean", "concat")
 ATTN_IMPLS = ("sdpa", "eager")
 COMPATS = ("paper",)
 POSITIONS = ("mean", "target", "source")  # where a merged token sits (for rotary positions)
+MERGE_WEIGHTINGS = ("size", "uniform")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,21 @@ class Settings:
     attn_impl: str | None  # None: what the model would use (SDPA unless it is set to eager)
     compat: str | None = None  # "paper": reproduce the paper's code where vtome deliberately differs
     position: str = "mean"  # a merged token's position: its members' size-weighted mean, or its target's / sources'
+    partition: str = "alternate"  # which tokens are targets (partition.PARTITIONS)
+    gamma: int = 2  # partition factor: about one target in gamma tokens
+    merge_weighting: str = "size"  # "size" (ToMe) or "uniform" (VTM's plain average)
+    sample: bool = True  # motion / saliency: draw the targets (else take the top ones)
+    tau: float = 1.0  # motion: temperature of softmax(v / tau)
+
+    @property
+    def anchored(self) -> bool:
+        """Whether tokens carry anchors (their target's layer-1 index), which region and motion rules read."""
+        return self.partition in ("center", "boundary", "motion")
+
+    @property
+    def max_fraction(self) -> float:
+        """The largest fractional r: the share of tokens a layer may remove."""
+        return 1 - 1 / self.gamma
 
     @property
     def random(self) -> bool:
@@ -62,12 +79,18 @@ class Record:
     merged: whether anything was merged before this layer (else every size is 1 and adds nothing).
     assignment: (batch, N0) long, the token holding each input token, -1 if dropped (trace_source).
     position: (batch, N, k) float32, where each token sits (families with rotary positions; see Settings.position).
+    anchor: (batch, N) long, the layer-1 index each token is anchored at (its target's; anchored partitions).
+    prior: (batch, N0) float32, the motion prior of every layer-1 token (motion partition; the same every layer).
+    targets: how many targets the layer that made this record chose (None: it did not reduce).
     """
 
     size: torch.Tensor
     merged: bool = False
     assignment: torch.Tensor | None = None
     position: torch.Tensor | None = None
+    anchor: torch.Tensor | None = None
+    prior: torch.Tensor | None = None
+    targets: int | None = None
 
     @property
     def tokens(self) -> int:
@@ -91,9 +114,16 @@ class MergeState:
         self.num_layers = num_layers
         self.protected = protected
         self.groups = groups
-        self.r = layer_r(settings.r, settings.schedule, num_layers, num_tokens - protected)
+        self.r = self._layer_r(num_tokens)
         self.patched: list[tuple[torch.nn.Module, type]] = []
         self.records: dict[int, Record] = {}
+        self.layout: partition.Layout | None = None  # the family's token grid (region and motion partitions)
+        self.saliency = None  # saliency partition: an object with scores(layer, keys) -> (batch, N)
+        self.prior: torch.Tensor | None = None  # motion partition: the prior of the next forward pass
+
+    def _layer_r(self, num_tokens: int) -> list[int]:
+        s = self.settings
+        return layer_r(s.r, s.schedule, self.num_layers, num_tokens - self.protected, s.max_fraction)
 
     def eager(self, model_default: bool) -> bool:
         """Whether attention is computed explicitly (to return weights) instead of with SDPA."""
@@ -123,12 +153,33 @@ class MergeState:
         """Begin a forward pass on x (batch, N, C), the sequence entering the first layer."""
         batch, n = x.shape[:2]
         s = self.settings
-        self.r = layer_r(s.r, s.schedule, self.num_layers, n - self.protected)
-        assignment = torch.arange(n, device=x.device).expand(batch, n).clone() if s.trace_source else None
+        self.r = self._layer_r(n)
+        index = torch.arange(n, device=x.device).expand(batch, n)
+        assignment = index.clone() if s.trace_source else None
         size = torch.ones(batch, n, 1, device=x.device, dtype=torch.float32)
         if position is not None:
             position = position.to(device=x.device, dtype=torch.float32).expand(batch, n, -1)
-        self.records = {0: Record(size, assignment=assignment, position=position)}
+        prior = self._take_prior(n, x.device) if s.partition == "motion" else None
+        if s.partition in ("center", "boundary"):
+            self._grid(n)  # a clear error before any work when the model has no such grid
+        anchor = index if s.anchored else None
+        self.records = {0: Record(size, assignment=assignment, position=position, anchor=anchor, prior=prior)}
+
+    def _grid(self, n: int) -> partition.Layout:
+        layout = self.layout
+        if layout is None or layout.row_tokens != n:
+            have = "has no patch grid" if layout is None else f"has {layout.row_tokens} tokens per row on its grid"
+            raise ValueError(f"partition={self.settings.partition!r} needs each token's place on the patch grid; this "
+                             f"model {have}, and its layer 1 got {n}")
+        return layout
+
+    def _take_prior(self, n: int, device: torch.device) -> torch.Tensor:
+        """The motion prior set for this forward pass, as (rows, n); it is used once."""
+        if self.prior is None:
+            raise ValueError("partition='motion' needs a motion prior for every forward pass: call "
+                             "vtome.set_prior(model, prior) first (vtome.motion_prior(video, model) computes one)")
+        prior, self.prior = self.prior, None
+        return self._grid(n).prior_rows(prior).to(device)
 
     def position(self, layer: int) -> torch.Tensor | None:
         """(batch, N, k) float32: where the tokens entering layer sit (None unless positions were given)."""
@@ -139,16 +190,34 @@ class MergeState:
         what enters the next layer."""
         record = self.records[layer]
         r = self.r[layer] if layer < len(self.r) else 0
-        m = self.match(layer, metric, r) if r > 0 else None
+        m = self.match(layer, metric, r, record) if r > 0 else None
         if m is not None:
             x, record = self._apply(x, m, record)
+        elif record.targets is not None:
+            record = dataclasses.replace(record, targets=None)
         self.records[layer + 1] = record
         return x
 
-    def match(self, layer: int, metric: torch.Tensor, r: int) -> Matching | None:
+    def match(self, layer: int, metric: torch.Tensor, r: int, record: Record | None = None) -> Matching | None:
         s = self.settings
         draw = RandomDraw(s.seed, layer, self.groups, per_row=s.paper) if s.random else None
-        return bipartite_match(metric, r, self.protected, draw)
+        split = None if s.partition == "alternate" else self.split(layer, metric, record)
+        return bipartite_match(metric, r, self.protected, draw, split)
+
+    def split(self, layer: int, metric: torch.Tensor, record: Record) -> Split:
+        """The targets and sources of layer's tokens under the partition (see vtome.partition)."""
+        s = self.settings
+        batch, n = metric.shape[:2]
+        if s.partition == "stride":
+            return partition.stride(batch, n, s.gamma, self.protected, metric.device)
+        if s.partition in ("center", "boundary"):
+            box = self.layout.box(metric.device)[record.anchor]
+            return partition.region(box, s.gamma, s.partition, self.protected)
+        if s.partition == "motion":
+            logits = record.prior.gather(1, record.anchor) / s.tau
+        else:
+            logits = self.saliency.scores(layer, metric)
+        return partition.sampled(logits, s.gamma, self.protected, s.sample, (s.seed, layer, 2), self.groups)
 
     def _apply(self, x: torch.Tensor, m: Matching, record: Record) -> tuple[torch.Tensor, Record]:
         n = x.shape[1]
@@ -164,7 +233,7 @@ class MergeState:
             elif s.mode == "hybrid":
                 joins = m.score >= s.threshold
                 dropped = ~joins
-            x, size = reduce.merge(x, record.size, m, joins, drop_dst=dropped_dst)
+            x, size = reduce.merge(x, record.size, m, joins, s.merge_weighting == "uniform", dropped_dst)
             merged = True
         assignment = record.assignment
         if assignment is not None:
@@ -172,7 +241,8 @@ class MergeState:
         position = record.position
         if position is not None:
             position = self._move_positions(position, record.size, m, joins, dropped_dst)
-        return x, Record(size, merged, assignment, position)
+        anchor = None if record.anchor is None else reduce.take(record.anchor, m)  # a merged token keeps its target's
+        return x, Record(size, merged, assignment, position, anchor, record.prior, m.num_b)
 
     def _move_positions(self, position: torch.Tensor, size: torch.Tensor, m: Matching,
                         joins: torch.Tensor | None, dropped_dst: torch.Tensor | None) -> torch.Tensor:
@@ -214,6 +284,15 @@ class MergeState:
     @property
     def assignments(self) -> list[torch.Tensor]:
         return [rec.assignment for rec in self._records() if rec.assignment is not None]
+
+    @property
+    def anchors(self) -> list[torch.Tensor]:
+        return [rec.anchor for rec in self._records() if rec.anchor is not None]
+
+    @property
+    def targets(self) -> list[int | None]:
+        """Targets chosen in each layer (None where a layer merged nothing)."""
+        return [rec.targets for rec in self._records()[1:]]
 
     def pool_size(self) -> torch.Tensor | None:
         """Sizes for a size-weighted pooling head, or None when a plain mean is the same (nothing merged) or the

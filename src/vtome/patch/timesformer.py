@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from vtome.attention import attend, key_metric
+from vtome.partition import Layout
 from vtome.patch.family import Family, swap_class
-from vtome.patch.hf import check_video, is_patched
+from vtome.patch.hf import check_video, is_patched, video_grid
 from vtome.patch.state import MergeState, Settings
 
 
@@ -106,4 +107,9 @@ def _apply(model: nn.Module, settings: Settings) -> MergeState:
     return state
 
 
-FAMILY = Family("timesformer", _matches, _apply, prop_attn=True)
+def _layout(model: nn.Module) -> Layout:
+    # The merged rows are single frames of the configured patch grid (the class token stays out of them).
+    return video_grid(getattr(model, "timesformer", model).config, 1, prefix=0, per_frame=True)
+
+
+FAMILY = Family("timesformer", _matches, _apply, prop_attn=True, layout=_layout)

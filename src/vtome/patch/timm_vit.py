@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from vtome.attention import attend, key_metric
+from vtome.partition import Layout
 from vtome.patch.family import Family, swap_class
 from vtome.patch.state import MergeState, Settings
 
@@ -86,4 +87,9 @@ def _apply(model: nn.Module, settings: Settings) -> MergeState:
     return state
 
 
-FAMILY = Family("timm-vit", _matches, _apply, prop_attn=True)
+def _layout(model: nn.Module) -> Layout:
+    height, width = model.patch_embed.grid_size
+    return Layout(1, height, width, prefix=model.num_prefix_tokens)
+
+
+FAMILY = Family("timm-vit", _matches, _apply, prop_attn=True, layout=_layout)

@@ -9,8 +9,9 @@ from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.utils.generic import can_return_tuple
 
 from vtome.attention import attend, key_metric
+from vtome.partition import Layout
 from vtome.patch.family import Family, swap_class
-from vtome.patch.hf import CheckedInput, is_patched, wants_attentions
+from vtome.patch.hf import CheckedInput, is_patched, video_grid, wants_attentions
 from vtome.patch.state import MergeState, Settings
 
 
@@ -92,4 +93,9 @@ def _apply(model: nn.Module, settings: Settings) -> MergeState:
     return state
 
 
-FAMILY = Family("videomae", _matches, _apply, prop_attn=False)
+def _layout(model: nn.Module) -> Layout:
+    config = getattr(model, "videomae", model).config
+    return video_grid(config, config.tubelet_size, prefix=0)
+
+
+FAMILY = Family("videomae", _matches, _apply, prop_attn=False, layout=_layout)

@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from vtome.attention import attend, key_metric
+from vtome.partition import Layout
 from vtome.patch.family import Family, swap_class
-from vtome.patch.hf import CheckedInput, is_patched, wants_attentions
+from vtome.patch.hf import CheckedInput, is_patched, video_grid, wants_attentions
 from vtome.patch.state import MergeState, Settings
 
 
@@ -71,4 +72,9 @@ def _apply(model: nn.Module, settings: Settings) -> MergeState:
     return state
 
 
-FAMILY = Family("vivit", _matches, _apply, prop_attn=True)
+def _layout(model: nn.Module) -> Layout:
+    config = getattr(model, "vivit", model).config
+    return video_grid(config, config.tubelet_size[0], prefix=1)
+
+
+FAMILY = Family("vivit", _matches, _apply, prop_attn=True, layout=_layout)

@@ -39,7 +39,7 @@ def _detail(lost: list[str], tied: list[str]) -> str:
     return ". ".join(parts)
 
 
-def _beats(top1: dict, winner: str, loser: str) -> Finding:
+def beats(top1: dict, winner: str, loser: str) -> Finding:
     pairs = [p for p in _pairs(top1) if (*p, winner) in top1 and (*p, loser) in top1]
     text = {p: f"{MODEL_NAMES[p[0]]} {p[1]}: {top1[(*p, winner)]:.1f} vs {top1[(*p, loser)]:.1f}" for p in pairs}
     lost = [text[p] for p in pairs if top1[(*p, winner)] < top1[(*p, loser)]]
@@ -87,8 +87,8 @@ def check_findings(results: list[dict]) -> list[Finding]:
     """merge > drop, merge > random merge, random merge worst, divided loses more on the temporal set."""
     top1 = _top1(results)
     return [
-        _beats(top1, "merge", "drop"),
-        _beats(top1, "merge", "random merge"),
+        beats(top1, "merge", "drop"),
+        beats(top1, "merge", "random merge"),
         _random_merge_worst(top1),
         _divided_loses_more(top1),
     ]

@@ -84,12 +84,12 @@ def cell(row: dict, column: str, bold: tuple[str, str] = ("**", "**")) -> str:
     return str(value)
 
 
-def to_markdown(rows: list[dict]) -> str:
+def to_markdown(rows: list[dict], columns: list[str] = COLUMNS) -> str:
     """A markdown table; the model name is written once per group, as in the paper."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join(" --- " for _ in COLUMNS) + "|"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
     previous = None
     for row in rows:
-        values = [cell(row, c) for c in COLUMNS]
+        values = [cell(row, c) for c in columns]
         if row["Model"] == previous:
             values[0] = ""
         previous = row["Model"]
