@@ -68,7 +68,7 @@ def measure(args: argparse.Namespace, path: Path) -> None:
     cells = [(m, b, a) for a in args.attn for b in args.batch_sizes for m in args.models]
     for model_name, batch, attn in cells:
         r = SETTINGS[model_name]
-        todo = [(s, r) for s in SCHEDULES] + ([("constant", 0)] if args.overhead else [])
+        todo = [(s, r) for s in args.schedules] + ([("constant", 0)] if args.overhead else [])
         todo = [(s, rr) for s, rr in todo if (model_name, rr, s, batch, attn) not in done]
         if not todo:
             continue
@@ -185,17 +185,21 @@ def render(results: list[dict]) -> str:
 def render_compiled(results: list[dict]) -> str:
     """The torch.compile table: both variants compiled; the first (compiling) call of each; B eager against B
     compiled (a compiled model must not be slower)."""
-    head = ("| model | r | schedule | batch | attention | FLOP-ideal | **speedup** | >= 0.9 ideal "
-            "| compiled B vs eager B | latency s A / B (compiled) | B eager s | first call s A / B | B / A compile |")
+    head = ("| model | r | schedule | batch | attention | FLOP-ideal | **speedup wall** | speedup CPU "
+            "| >= 0.9 ideal wall / CPU | compiled B vs eager B | latency s A / B (compiled) | B eager s "
+            "| first call s A / B | B / A compile |")
     out = ["\n#### torch.compile: compiled unpatched (A) against compiled patched (B)\n", head,
            "|" + "---|" * (head.count("|") - 1)]
     for res in sorted(results, key=lambda r: (r["attn_impl"], list(SETTINGS).index(r["model"]), r["batch_size"],
                                               r["r"] != 0, SCHEDULES.index(r["schedule"]))):
         ideal, wall = res["flop_speedup"], res["speedup"]
-        r_text = f"{res['r']}x{res['frames_per_clip']}" if res["model"] == "timesformer-b" else str(res["r"])
+        frames = res.get("merged_frames", res["frames_per_clip"])
+        r_text = f"{res['r']}x{frames}" if res["model"] in DIVIDED else str(res["r"])
+        cpu = res["cpu_speedup"]
+        reach = f"{_yes(wall, 0.9 * ideal)} / {_yes(cpu, 0.9 * ideal)}" if res["r"] else "n/a"
         faster = res["patched_eager_s"] / res["patched_s"]
         out.append(f"| {NAMES[res['model']]} | {r_text} | {res['schedule']} | {res['batch_size']} | {res['attn_impl']} "
-                   f"| {ideal:.2f} | **{wall:.2f}** | {_yes(wall, 0.9 * ideal) if res['r'] else 'n/a'} "
+                   f"| {ideal:.2f} | **{wall:.2f}** | {cpu:.2f} | {reach} "
                    f"| {faster:.2f}x {'' if faster >= 1 else '**slower**'} "
                    f"| {res['baseline_s']:.2f} / {res['patched_s']:.2f} | {res['patched_eager_s']:.2f} "
                    f"| {res['compile_s_baseline']:.0f} / {res['compile_s_patched']:.0f} "
@@ -217,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 4])
     parser.add_argument("--attn", nargs="+", default=["sdpa", "eager"], choices=["sdpa", "eager"])
+    parser.add_argument("--schedules", nargs="+", default=list(SCHEDULES), choices=SCHEDULES)
     parser.add_argument("--runs", type=int, default=3, help="timed A/B pairs per cell")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)

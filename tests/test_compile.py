@@ -68,6 +68,20 @@ def test_compiled_fullgraph_runs_without_recompiling_and_matches_eager(family):
     torch.testing.assert_close(info["size"], eager_info["size"])
 
 
+@pytest.mark.parametrize("family", ["timesformer", "motionformer"])
+def test_compiled_merge_where_every_source_leaves(family):
+    # r = half the tokens per frame: no A token stays, so the merged rows are B alone, in the per-frame grouping's
+    # strides (TimeSformer-B reaches this in its last layer at r = 18).
+    model = BUILDERS[family](layers=1)
+    vtome.patch(model, r=8)
+    x = clip_for(model, batch=1)
+    expected = logits(model, x)
+    assert vtome.info(model)["tokens"] == [16, 8]
+    with torch.no_grad():
+        out = torch.compile(model, fullgraph=True)(x)
+    torch.testing.assert_close(output_logits(out), expected, atol=1e-4, rtol=1e-4)
+
+
 def test_repatching_and_unpatching_a_compiled_model_take_effect():
     model = BUILDERS["vit"](layers=2)
     vtome.patch(model, r=3)
