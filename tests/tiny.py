@@ -35,6 +35,16 @@ def tiny_timesformer(layers: int = 3, frames: int = 4, image: int = 32, hidden: 
     return TimesformerForVideoClassification(config).eval()
 
 
+def tiny_motionformer(layers: int = 3, frames: int = 4, image: int = 32, hidden: int = 32, **kw):
+    from vtome.models import Motionformer, MotionformerConfig
+
+    config = MotionformerConfig(
+        image_size=image, patch_size=8, tubelet_size=2, temporal_resolution=frames // 2, pos_grid=image // 8,
+        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4, mlp_ratio=2.0, num_labels=5, **kw,
+    )
+    return Motionformer(config).eval()
+
+
 def tiny_vjepa2(layers: int = 3, frames: int = 4, image: int = 32, hidden: int = 32, pooler_layers: int = 1, **kw):
     from transformers import VJEPA2Config, VJEPA2ForVideoClassification
 
@@ -63,6 +73,7 @@ BUILDERS = {
     "vivit": tiny_vivit,
     "videomae": tiny_videomae,
     "timesformer": tiny_timesformer,
+    "motionformer": tiny_motionformer,
     "vjepa2": tiny_vjepa2,
     "vit": tiny_vit,
     "vit-avg": lambda **kw: tiny_vit(class_token=False, **kw),

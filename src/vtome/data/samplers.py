@@ -18,8 +18,8 @@ from torch import nn
 MODES = ("rate", "uniform")
 
 # Frames between sampled frames for Kinetics-style clips, per model_type (the checkpoints' training recipes:
-# ViViT-B 32x2, VideoMAE-B 16x4, TimeSformer-B 8x32).
-FAMILY_RATES = {"vivit": 2, "videomae": 4, "timesformer": 32}
+# ViViT-B 32x2, VideoMAE-B 16x4, TimeSformer-B 8x32, Motionformer-B 16x4).
+FAMILY_RATES = {"vivit": 2, "videomae": 4, "timesformer": 32, "motionformer": 4}
 
 # The sampling the paper's datasets use: K400 frames x rate, SSv2 and EPIC segments uniform over the clip.
 DATASET_MODES = {"k400": "rate", "ssv2": "uniform", "epic": "uniform", "folder": "rate"}
