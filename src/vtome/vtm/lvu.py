@@ -42,10 +42,10 @@ def free_bytes(device: torch.device) -> int:
     return 0
 
 
-def build(variant: str, device: torch.device, attn_impl: str, seed: int = 0) -> VTMNet:
+def build(config: VTMConfig, device: torch.device, attn_impl: str, seed: int = 0) -> VTMNet:
     torch.manual_seed(seed)
-    net = VTMNet(lvu_config(variant))
-    if variant == "learnable":
+    net = VTMNet(config)
+    if config.variant == "learnable":
         with torch.no_grad():
             for block in net.blocks:
                 block.saliency.normal_(0, block.saliency.shape[0] ** -0.5)  # a trained-looking saliency
@@ -54,19 +54,23 @@ def build(variant: str, device: torch.device, attn_impl: str, seed: int = 0) -> 
 
 
 def bench_setting(batch: int, attn_impl: str, variants: list[str], device: torch.device, runs: int, warmup: int,
-                  seed: int = 0, step: Callable[[str], None] | None = None) -> list[dict]:
-    """One (batch, attention) setting: a row per variant (none first), ratios against none."""
+                  seed: int = 0, step: Callable[[str], None] | None = None,
+                  make_config: Callable[[str], VTMConfig] = lvu_config) -> list[dict]:
+    """One (batch, attention) setting: a row per variant (none first), ratios against none. make_config(variant):
+    the network (the LVU shapes by default)."""
     names = ["none", *[v for v in variants if v != "none"]]
-    config = lvu_config("none")
+    configs = {name: make_config(name) for name in names}
+    config = configs["none"]
     need, free = eager_map_bytes(config, batch), free_bytes(device)
     base = {"batch_size": batch, "attn_impl": attn_impl, "device": str(device)}
     if attn_impl == "eager" and need > 0.8 * free:  # a margin for everything else in memory
         return [{**base, "variant": name, "skipped": f"eager attention maps of 'none' need ~{need / 2**30:.1f} GiB, "
                  f"{free / 2**30:.1f} GiB free on {device}"} for name in names]
     generator = torch.Generator().manual_seed(seed)
-    features = torch.randn(batch, 60, 256, 1024, generator=generator).to(device)
-    motion = torch.rand(batch, 60, 16, 16, generator=generator).to(device)
-    nets = {name: build(name, device, attn_impl, seed) for name in names}
+    features = torch.randn(batch, config.frames, config.tokens_per_frame, config.channels, generator=generator)
+    motion = torch.rand(batch, config.frames, config.height, config.width, generator=generator)
+    features, motion = features.to(device), motion.to(device)
+    nets = {name: build(configs[name], device, attn_impl, seed) for name in names}
 
     def call(name: str) -> Callable[[], object]:
         def run() -> None:
@@ -90,8 +94,8 @@ def bench_setting(batch: int, attn_impl: str, variants: list[str], device: torch
         rows.append({
             **base, "variant": name, "seconds": seconds, "runs_s": timed[name], "clips_per_s": batch / seconds,
             "throughput_ratio": none_s / seconds, "peak_mib": memory[name], "memory_ratio": memory_ratio,
-            "memory_reduction": 1 - memory_ratio, "gflops": flops(lvu_config(name)) / 1e9,
-            "flop_ratio": none_flops / flops(lvu_config(name)), "tokens": nets[name].tokens,
+            "memory_reduction": 1 - memory_ratio, "gflops": flops(configs[name]) / 1e9,
+            "flop_ratio": none_flops / flops(configs[name]), "tokens": nets[name].tokens,
         })
     return rows
 
