@@ -134,18 +134,24 @@ def test_learnable_auxiliary_path():
         assert net(features, motion).shape == (2, 3)
 
 
-def test_sampled_partitions_draw_in_training_and_take_the_top_at_evaluation():
+def test_sampled_partitions_draw_every_step_and_once_at_evaluation():
     net = net_for("motion")
     features, motion = inputs()
     with torch.no_grad():
+        net.draw = 5
         evaluated = [net(features, motion) for _ in range(2)]
+        net.draw = 0
+        assert torch.equal(net(features, motion), evaluated[0])  # evaluation: one fixed draw
         net.train()
         drawn = []
         for draw in (0, 1):
             net.draw = draw
             drawn.append(net(features, motion))
+        top = net_for("motion", eval_sample=False)
+        top_k = top(features, motion)
     assert torch.equal(*evaluated)
     assert not torch.equal(*drawn)
+    assert not torch.equal(top_k, evaluated[0])
 
 
 def test_center_keeps_half_the_targets_in_the_box():

@@ -174,15 +174,16 @@ def _rich_table(rows: list[dict], clips: int) -> Table:
 
 @app.command("bench")
 def bench_command(
-    quick: Annotated[bool, typer.Option("--quick", help="Batch 1, SDPA, one timed pass per variant after a "
-                                                        "warm-up.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Batch 1, SDPA, one timed pass per variant after its "
+                                                        "warm-up (the memory pass).")] = False,
     batch_sizes: Annotated[str, typer.Option(help="Batch sizes measured with SDPA, comma separated.")] = "1,4",
     eager_batch_sizes: Annotated[str, typer.Option(help="Batch sizes measured with eager attention ('' for none)."
                                                    )] = "1",
     variants: Annotated[str, typer.Option(help="Comma-separated variants compared with none.")]
     = "naive,boundary,center,motion,learnable",
     runs: Annotated[int, typer.Option(help="Timed rounds (every variant once a round).")] = 2,
-    warmup: Annotated[int, typer.Option(help="Untimed rounds first.")] = 1,
+    warmup: Annotated[int, typer.Option(help="Untimed rounds first, after the memory pass of every variant (which "
+                                              "warms each up already).")] = 0,
     device: Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N (default: cuda when available, else cpu)."
                                                )] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's choice).")] = None,
@@ -205,7 +206,7 @@ def bench_command(
     device = resolve_device(device)
     check_json_out(json_out)
     if quick:
-        batches, eager, runs, warmup = [1], [], 1, 1
+        batches, eager, runs, warmup = [1], [], 1, 0
     if threads:
         torch.set_num_threads(threads)
     text = console(as_json)

@@ -57,7 +57,8 @@ def bench_setting(batch: int, attn_impl: str, variants: list[str], device: torch
                   seed: int = 0, step: Callable[[str], None] | None = None,
                   make_config: Callable[[str], VTMConfig] = lvu_config) -> list[dict]:
     """One (batch, attention) setting: a row per variant (none first), ratios against none. make_config(variant):
-    the network (the LVU shapes by default)."""
+    the network (the LVU shapes by default). Each variant's memory pass comes first and warms it up; `warmup`
+    adds untimed rounds."""
     names = ["none", *[v for v in variants if v != "none"]]
     configs = {name: make_config(name) for name in names}
     config = configs["none"]
@@ -101,7 +102,7 @@ def bench_setting(batch: int, attn_impl: str, variants: list[str], device: torch
 
 
 def bench_lvu(batches: tuple[int, ...] = (1, 4), eager_batches: tuple[int, ...] = (1,), variants=VARIANTS,
-              device: str = "cpu", runs: int = 2, warmup: int = 1, seed: int = 0,
+              device: str = "cpu", runs: int = 2, warmup: int = 0, seed: int = 0,
               step: Callable[[str], None] | None = None) -> list[dict]:
     """Every setting: SDPA at each of `batches`, eager at each of `eager_batches`."""
     device = torch.device(device)

@@ -4,9 +4,8 @@ Timing is interleaved: after the warm-up, every round calls each function once (
 drift of a shared machine touches all alike; throughput is the median over the rounds. Peak memory is what one
 call adds on top of what was in use before it: CUDA the peak allocated by torch minus the allocation before; CPU
 the peak resident set size (VmHWM, reset through /proc/self/clear_refs) minus the resident set before. On CPU,
-glibc would serve the call's tensors from memory freed earlier and already resident (after the first large free
-it stops returning blocks below 32 MB to the system), so during the probe every block of 64 KiB or more is
-mapped and unmapped on its own (mallopt), and the resident set follows the live tensors.
+glibc would serve the call's tensors from blocks freed earlier and still resident, so the free memory is handed
+back to the system first (malloc_trim): reused, it is counted again.
 """
 
 from __future__ import annotations
@@ -14,8 +13,7 @@ from __future__ import annotations
 import ctypes
 import re
 import statistics
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import torch
 
@@ -27,23 +25,13 @@ def _rss_kib(field: str) -> int:
         return int(re.search(rf"{field}:\s+(\d+)", status.read()).group(1))
 
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-
-
-@contextmanager
-def _mapped_blocks() -> Iterator[None]:
-    """glibc: blocks of 64 KiB or more mapped on their own while inside; afterwards 32 MB (the most glibc's own
-    adaptive threshold reaches, so that timed passes reuse memory as they would anyway). No-op elsewhere."""
+def _release_free_memory() -> None:
+    """glibc: give the memory of freed blocks back to the system (malloc_trim), so that what a call allocates
+    shows in the resident set again, even where it reuses those blocks. No-op elsewhere."""
     try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
-        yield
-        return
-    mallopt(M_MMAP_THRESHOLD, 64 * 1024)
-    try:
-        yield
-    finally:
-        mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024)
+        pass
 
 
 def forward_memory_mib(fn: Callable[[], object], device: torch.device) -> float:
@@ -55,11 +43,11 @@ def forward_memory_mib(fn: Callable[[], object], device: torch.device) -> float:
         fn()
         synchronize(device)
         return (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    with _mapped_blocks():
-        reset_peak_memory(device)
-        base = _rss_kib("VmRSS")
-        fn()
-        return max(0, _rss_kib("VmHWM") - base) / 1024
+    _release_free_memory()
+    reset_peak_memory(device)
+    base = _rss_kib("VmRSS")
+    fn()
+    return max(0, _rss_kib("VmHWM") - base) / 1024
 
 
 def interleaved_seconds(fns: dict[str, Callable[[], object]], device: torch.device, runs: int, warmup: int,
