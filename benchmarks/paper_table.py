@@ -7,7 +7,8 @@
     .venv/bin/python benchmarks/paper_table.py --compile --attn sdpa  # torch.compile'd A and B, compile times
     .venv/bin/python benchmarks/paper_table.py --device cuda --dtype bfloat16 --compile   # on a GPU
 
-Cells: ViViT-B r=300, VideoMAE-B r=150, TimeSformer-B r=18 per frame; constant / decreasing / increasing; each
+Cells: ViViT-B r=300, VideoMAE-B r=150, TimeSformer-B and Motionformer-B r=18 per frame; constant / decreasing /
+increasing; each
 batch size; attention through SDPA (vtome's default) and explicit matmul + softmax (the paper's code), both the
 unpatched baseline and the patched model computing it the same way; plus the r=0 overhead check. Every result is
 appended to results/paper_table.jsonl as it is measured (paper_table_compiled.jsonl with --compile, and a
@@ -25,15 +26,18 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SETTINGS = {"vivit-b": 300, "videomae-b": 150, "timesformer-b": 18}
+SETTINGS = {"vivit-b": 300, "videomae-b": 150, "timesformer-b": 18, "motionformer-b": 18}
+DIVIDED = ("timesformer-b", "motionformer-b")  # r per frame (Motionformer: per token slot of 2 frames)
 SCHEDULES = ("constant", "decreasing", "increasing")
 # Paper Table 1 (constant), supp. Table 2 (decreasing) and Table 3 (increasing), merge rows.
 PAPER = {
     "vivit-b": {"constant": 2.46, "decreasing": 4.14, "increasing": 1.55},
     "videomae-b": {"constant": 2.55, "decreasing": 3.98, "increasing": 1.67},
     "timesformer-b": {"constant": 2.04, "decreasing": 3.06, "increasing": 1.39},
+    "motionformer-b": {"constant": 2.19, "decreasing": 3.35, "increasing": 1.42},
 }
-NAMES = {"vivit-b": "ViViT-B", "videomae-b": "VideoMAE-B", "timesformer-b": "TimeSformer-B"}
+NAMES = {"vivit-b": "ViViT-B", "videomae-b": "VideoMAE-B", "timesformer-b": "TimeSformer-B",
+         "motionformer-b": "Motionformer-B"}
 START, END = "<!-- paper_table:start -->", "<!-- paper_table:end -->"
 
 
@@ -64,7 +68,7 @@ def measure(args: argparse.Namespace, path: Path) -> None:
     cells = [(m, b, a) for a in args.attn for b in args.batch_sizes for m in args.models]
     for model_name, batch, attn in cells:
         r = SETTINGS[model_name]
-        todo = [(s, r) for s in SCHEDULES] + ([("constant", 0)] if args.overhead else [])
+        todo = [(s, r) for s in args.schedules] + ([("constant", 0)] if args.overhead else [])
         todo = [(s, rr) for s, rr in todo if (model_name, rr, s, batch, attn) not in done]
         if not todo:
             continue
@@ -95,8 +99,8 @@ def flop_table() -> str:
     from vtome.flops import arch, flop_speedup, model_flops, schedule_tokens, unmerged_tokens
     from vtome.models import load_model
 
-    out = ["| model | r | schedule | tokens per layer (per frame for TimeSformer) | GFLOPs/clip | FLOP-ideal pass "
-           "| FLOP-ideal layers | paper |", "|---|---|---|---|---|---|---|---|"]
+    out = ["| model | r | schedule | tokens per layer (per frame for the divided models) | GFLOPs/clip "
+           "| FLOP-ideal pass | FLOP-ideal layers | paper |", "|---|---|---|---|---|---|---|---|"]
     for name, r in SETTINGS.items():
         with torch.device("meta"):
             model = load_model(name)
@@ -148,7 +152,8 @@ def render(results: list[dict]) -> str:
                                                SCHEDULES.index(r["schedule"]))):
             paper = PAPER[res["model"]][res["schedule"]]
             ideal, wall, cpu = res["flop_speedup"], res["speedup"], res["cpu_speedup"]
-            r_text = f"{res['r']}x{res['frames_per_clip']}" if res["model"] == "timesformer-b" else str(res["r"])
+            frames = res.get("merged_frames", res["frames_per_clip"])
+            r_text = f"{res['r']}x{frames}" if res["model"] in DIVIDED else str(res["r"])
             reach = "n/a (paper > ideal)" if paper > ideal else f"{_yes(wall, paper)} / {_yes(cpu, paper)}"
             line = (f"| {NAMES[res['model']]} | {r_text} | {res['schedule']} | {res['batch_size']} "
                     f"| {res['tokens'][-1]} | {res['gflops_baseline']:.0f} -> {res['gflops_patched']:.0f} "
@@ -180,17 +185,21 @@ def render(results: list[dict]) -> str:
 def render_compiled(results: list[dict]) -> str:
     """The torch.compile table: both variants compiled; the first (compiling) call of each; B eager against B
     compiled (a compiled model must not be slower)."""
-    head = ("| model | r | schedule | batch | attention | FLOP-ideal | **speedup** | >= 0.9 ideal "
-            "| compiled B vs eager B | latency s A / B (compiled) | B eager s | first call s A / B | B / A compile |")
+    head = ("| model | r | schedule | batch | attention | FLOP-ideal | **speedup wall** | speedup CPU "
+            "| >= 0.9 ideal wall / CPU | compiled B vs eager B | latency s A / B (compiled) | B eager s "
+            "| first call s A / B | B / A compile |")
     out = ["\n#### torch.compile: compiled unpatched (A) against compiled patched (B)\n", head,
            "|" + "---|" * (head.count("|") - 1)]
     for res in sorted(results, key=lambda r: (r["attn_impl"], list(SETTINGS).index(r["model"]), r["batch_size"],
                                               r["r"] != 0, SCHEDULES.index(r["schedule"]))):
         ideal, wall = res["flop_speedup"], res["speedup"]
-        r_text = f"{res['r']}x{res['frames_per_clip']}" if res["model"] == "timesformer-b" else str(res["r"])
+        frames = res.get("merged_frames", res["frames_per_clip"])
+        r_text = f"{res['r']}x{frames}" if res["model"] in DIVIDED else str(res["r"])
+        cpu = res["cpu_speedup"]
+        reach = f"{_yes(wall, 0.9 * ideal)} / {_yes(cpu, 0.9 * ideal)}" if res["r"] else "n/a"
         faster = res["patched_eager_s"] / res["patched_s"]
         out.append(f"| {NAMES[res['model']]} | {r_text} | {res['schedule']} | {res['batch_size']} | {res['attn_impl']} "
-                   f"| {ideal:.2f} | **{wall:.2f}** | {_yes(wall, 0.9 * ideal) if res['r'] else 'n/a'} "
+                   f"| {ideal:.2f} | **{wall:.2f}** | {cpu:.2f} | {reach} "
                    f"| {faster:.2f}x {'' if faster >= 1 else '**slower**'} "
                    f"| {res['baseline_s']:.2f} / {res['patched_s']:.2f} | {res['patched_eager_s']:.2f} "
                    f"| {res['compile_s_baseline']:.0f} / {res['compile_s_patched']:.0f} "
@@ -212,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 4])
     parser.add_argument("--attn", nargs="+", default=["sdpa", "eager"], choices=["sdpa", "eager"])
+    parser.add_argument("--schedules", nargs="+", default=list(SCHEDULES), choices=SCHEDULES)
     parser.add_argument("--runs", type=int, default=3, help="timed A/B pairs per cell")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)

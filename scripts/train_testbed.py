@@ -1,13 +1,15 @@
-"""Train the testbed's tiny ViViT, VideoMAE and TimeSformer on the two synthetic datasets (CPU, from scratch).
+"""Train the testbed's tiny ViViT, VideoMAE, TimeSformer and Motionformer on the two synthetic datasets (CPU, from
+scratch).
 
-    .venv/bin/python scripts/train_testbed.py            # all 6 checkpoints into src/vtome/testbed/checkpoints/
+    .venv/bin/python scripts/train_testbed.py            # all 8 checkpoints into src/vtome/testbed/checkpoints/
 
 One backbone per model family learns both sets at once, with one classifier per set (the loss of a clip only
 sees its own set's classes); it is then saved as two ordinary checkpoints, <model>-appearance and
 <model>-temporal, each holding its own set's classifier. Training stops when the validation accuracy of both sets
 reaches --target (or after --steps). Clips are generated on the fly, so no data is stored.
 
-Each checkpoint directory gets model.safetensors + config.json (save_pretrained), preprocessor_config.json and
+Each checkpoint directory gets model.safetensors + config.json (save_pretrained; Motionformer's own for vtome's
+Motionformer), preprocessor_config.json and
 training.json (the command, the settings, the time it took and the test accuracy). Deterministic given the seed
 and the thread count.
 """
@@ -26,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vtome.testbed.clips import CLASSES, DATASETS, SPLIT_SIZES, make_clips
-from vtome.testbed.models import MODELS, build_model, checkpoint_dir, model_input, save_checkpoint
+from vtome.testbed.models import MODELS, build_model, checkpoint_dir, classifier_keys, model_input, save_checkpoint
 
 # Joint label space: appearance classes first, then temporal ones.
 OFFSETS = {"appearance": 0, "temporal": len(CLASSES["appearance"])}
@@ -75,7 +77,7 @@ def split_head(model: nn.Module, name: str, dataset: str) -> nn.Module:
     single = build_model(name, dataset)
     state = model.state_dict()
     rows = slice(OFFSETS[dataset], OFFSETS[dataset] + len(CLASSES[dataset]))
-    for key in ("classifier.weight", "classifier.bias"):
+    for key in classifier_keys(name):
         state[key] = state[key][rows]
     single.load_state_dict(state)
     return single.eval()
@@ -109,7 +111,7 @@ def joint_state(model: nn.Module, name: str, root: str) -> dict:
 
     heads = [load_model(str(checkpoint_dir(name, d, root))).state_dict() for d in DATASETS]
     state = dict(heads[0])
-    for key in ("classifier.weight", "classifier.bias"):
+    for key in classifier_keys(name):
         state[key] = torch.cat([h[key] for h in heads])
     model.load_state_dict(state)
     return json.loads((checkpoint_dir(name, DATASETS[0], root) / "training.json").read_text())

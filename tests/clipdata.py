@@ -59,3 +59,36 @@ def tiny_videomae_dir(path: str | Path, num_labels: int = 5, frames: int = 4, im
     ))
     model.save_pretrained(path)
     return Path(path)
+
+
+# The moving-square clip (motion priors): frames, size, the square's side, top row and first left column.
+FRAMES, HEIGHT, WIDTH, SIDE, TOP, LEFT = 40, 64, 96, 16, 16, 20
+
+
+def square_clip() -> np.ndarray:
+    """uint8 (40, 64, 96, 3): a static blocky background; a textured 16 x 16 square moves right 1 px a frame
+    (textured, so that the encoder's motion search finds it: a flat square's inside does not change)."""
+    rng = np.random.default_rng(0)
+    background = rng.integers(40, 200, (HEIGHT // 4, WIDTH // 4, 3)).repeat(4, 0).repeat(4, 1).astype(np.uint8)
+    square = rng.integers(0, 256, (SIDE // 2, SIDE // 2, 3)).repeat(2, 0).repeat(2, 1).astype(np.uint8)
+    clip = np.repeat(background[None], FRAMES, 0)
+    for t in range(FRAMES):
+        clip[t, TOP:TOP + SIDE, LEFT + t:LEFT + t + SIDE] = square
+    return clip
+
+
+def write_mjpeg(path: Path, frames: np.ndarray) -> Path:
+    """Intra-only (every frame a JPEG): no motion vectors."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=10)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuvj420p"
+        stream.options = {"qmin": "2", "qmax": "2"}  # a fixed quality: rate control would change static areas
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

@@ -35,7 +35,7 @@ def test_no_graph_break_in_any_mode(family, settings):
 
 
 @pytest.mark.parametrize("partition", ["stride", "center", "motion", "saliency"])
-@pytest.mark.parametrize("family", ["vivit", "timesformer"])  # joint with a class token, and divided
+@pytest.mark.parametrize("family", ["vivit", "timesformer", "motionformer"])  # joint, divided (both layouts)
 def test_no_graph_break_with_a_partition(family, partition):
     model = BUILDERS[family]()
     extra = dict(saliency=torch.randn(3, 8)) if partition == "saliency" else {}
@@ -66,6 +66,20 @@ def test_compiled_fullgraph_runs_without_recompiling_and_matches_eager(family):
     assert info["tokens"] == eager_info["tokens"] and info["tokens"][0] > info["tokens"][-1]
     assert torch.equal(info["source"], eager_info["source"])
     torch.testing.assert_close(info["size"], eager_info["size"])
+
+
+@pytest.mark.parametrize("family", ["timesformer", "motionformer"])
+def test_compiled_merge_where_every_source_leaves(family):
+    # r = half the tokens per frame: no A token stays, so the merged rows are B alone, in the per-frame grouping's
+    # strides (TimeSformer-B reaches this in its last layer at r = 18).
+    model = BUILDERS[family](layers=1)
+    vtome.patch(model, r=8)
+    x = clip_for(model, batch=1)
+    expected = logits(model, x)
+    assert vtome.info(model)["tokens"] == [16, 8]
+    with torch.no_grad():
+        out = torch.compile(model, fullgraph=True)(x)
+    torch.testing.assert_close(output_logits(out), expected, atol=1e-4, rtol=1e-4)
 
 
 def test_repatching_and_unpatching_a_compiled_model_take_effect():

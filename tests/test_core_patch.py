@@ -235,7 +235,8 @@ def test_train_mode_gradients_flow(family):
     out = model(x)
     (out.logits if hasattr(out, "logits") else out).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
-    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    unused = ".predictor."  # V-JEPA 2's classifier never runs its predictor, patched or not
+    assert all(p.grad is not None for n, p in model.named_parameters() if p.requires_grad and unused not in n)
 
 
 def test_bfloat16_runs(family):

@@ -98,3 +98,23 @@ def test_matches_the_huggingface_processors(family):
     theirs = processor(list(frames), return_tensors="pt")["pixel_values"][0]
     levels = (theirs - ours(torch.from_numpy(frames))).abs() * torch.tensor(ours.std).view(3, 1, 1) / ours.rescale
     assert levels.max() <= 1.01 and levels.mean() < 0.3
+
+
+@pytest.mark.parametrize("crop", [32, 256])
+def test_matches_the_vjepa2_video_processor(tmp_path, crop):
+    """V-JEPA 2: the checkpoint's video_preprocessor_config.json (what VJEPA2VideoProcessor saves) read, and the
+    family default equal to it; within one gray level of the processor's own output."""
+    import numpy as np
+    from transformers import VJEPA2VideoProcessor
+
+    processor = VJEPA2VideoProcessor(crop_size=crop)
+    processor.save_pretrained(tmp_path)
+    config = SimpleNamespace(model_type="vjepa2", crop_size=crop, name_or_path=str(tmp_path))
+    ours = clip_transform(SimpleNamespace(config=config))
+    assert (ours.resize, ours.crop) == (int(crop * 256 / 224), (crop, crop))  # 36 / 292: the processor's rule
+    default = clip_transform(SimpleNamespace(config=SimpleNamespace(**{**vars(config), "name_or_path": ""})))
+    assert default == ours
+    frames = np.random.default_rng(0).integers(0, 256, (2, crop + 8, crop + 24, 3), dtype=np.uint8)
+    theirs = processor(frames, return_tensors="pt")["pixel_values_videos"][0]
+    levels = (theirs - ours(torch.from_numpy(frames))).abs() * torch.tensor(ours.std).view(3, 1, 1) / ours.rescale
+    assert levels.max() <= 1.01 and levels.mean() < 0.3

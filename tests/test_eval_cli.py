@@ -74,3 +74,21 @@ def test_torchrun_two_processes_equal_one(data, tmp_path):
         if "logits" in a:
             assert torch.allclose(torch.tensor(a["logits"]), torch.tensor(b["logits"]), atol=1e-5)
     assert not list((tmp_path / "two").glob("predictions.rank*.jsonl"))
+
+
+def test_eval_command_on_vjepa2(data, tmp_path):
+    """A V-JEPA 2 classifier saved with its VJEPA2VideoProcessor config: frames_per_clip frames, merged."""
+    from transformers import VJEPA2VideoProcessor
+
+    from tiny import tiny_vjepa2
+
+    root, _ = data
+    torch.manual_seed(0)
+    model = tiny_vjepa2(num_labels=3)
+    model.save_pretrained(tmp_path / "vjepa2")
+    VJEPA2VideoProcessor(crop_size=32).save_pretrained(tmp_path / "vjepa2")
+    result = CliRunner().invoke(app, _args(root, tmp_path / "vjepa2", tmp_path / "out") + ["--limit", "3"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert (metrics["model_type"], metrics["name"], metrics["num_frames"]) == ("vjepa2", "V-JEPA 2", 4)
+    assert metrics["evaluated"] == 3 and metrics["tokens"] == [32, 28, 24, 20]

@@ -1,16 +1,20 @@
 """Analytic FLOPs: hand-computed counts, agreement with torch.utils.flop_counter, the ideal speedup."""
 
+import dataclasses
+
 import pytest
 import torch
 
 import vtome
 from vtome.flops import (
+    SplitRule,
     arch,
     counted_flops,
     divided_layer_flops,
     flop_speedup,
     joint_layer_flops,
     model_flops,
+    motionformer_layer_flops,
     planned_tokens,
     schedule_tokens,
     unmerged_tokens,
@@ -18,8 +22,9 @@ from vtome.flops import (
 from vtome.models import load_model, random_input
 from vtome.schedule import layer_r
 
-TINY = ["vivit-tiny", "videomae-tiny", "timesformer-tiny", "vit-tiny"]
-R = {"vivit-tiny": 30, "videomae-tiny": 30, "timesformer-tiny": 6, "vit-tiny": 6}
+TINY = ["vivit-tiny", "videomae-tiny", "timesformer-tiny", "motionformer-tiny", "vjepa2-tiny", "vit-tiny"]
+R = {"vivit-tiny": 30, "videomae-tiny": 30, "timesformer-tiny": 6, "motionformer-tiny": 6, "vjepa2-tiny": 30,
+     "vit-tiny": 6}
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +62,35 @@ def test_divided_layer_by_hand(models):
     match = 4 * 2 * 32 * 32 * 16
     mlp = (1 + 4 * 59) * 2 * 64 * 128 * 2
     assert divided_layer_flops(a, 64, 59, 16) == (temporal + spatial + match + mlp, match)
+
+
+def test_motionformer_layer_by_hand(models):
+    a = arch(models["motionformer-tiny"])  # 4 slots of 8x8 = 64 patches, D=64, M=128, 4 heads, one class token
+    assert (a.divided, a.frames, a.prefix, a.heads, a.patches) == (True, 4, 1, 4, 256)
+    n, length = 4 * 64, 1 + 4 * 64
+    qkv_proj = length * 2 * 64 * 3 * 64 + length * 2 * 64 * 64
+    cls = 2 * (2 * length * 64)  # one query: QK^T and AV over every token
+    spatial = 2 * (2 * n * (4 * 64) * 64)  # every query against the 64 patches of each of the 4 slots
+    proj_q, key = n * 2 * 64 * 64, n * 2 * 64 * 64  # own-slot query; the key projection applied to it
+    scores = n * 2 * 4 * 64 * 4  # (F x D) . (D x h) per query
+    match = 4 * 2 * 32 * 32 * 16
+    mlp = (1 + 4 * 55) * 2 * 64 * 128 * 2
+    assert motionformer_layer_flops(a, 64, 55, 16) == (qkv_proj + cls + spatial + proj_q + key + scores + match
+                                                       + mlp, match)
+    fixed = dataclasses.replace(a, projected_values=True)  # values through proj_kv: weighted sums, then V
+    extra = n * 2 * 4 * 4 * 64 + n * 2 * 64 * 64
+    assert motionformer_layer_flops(fixed, 64, 64, 16)[0] == motionformer_layer_flops(a, 64, 64, 16)[0] + extra
+
+
+def test_motionformer_b_terms_are_the_spec_table():
+    # specs/motionformer.md §1, GMAC per block at full length: qkv 2.78, spatial 1.89 + 1.89, proj_q 0.92,
+    # proj 0.93, MLP 7.40; upstream's proj_kv on the N x F points (14.80) is replaced by 0.92 + 0.12 here.
+    with torch.device("meta"):
+        model = load_model("motionformer-b")
+    full = motionformer_layer_flops(arch(model), 196, 196, None)[0] / 2e9
+    assert full == pytest.approx(2.78 + 3.78 + 0.92 + 0.93 + 7.40 + 0.92 + 0.116, abs=0.02)
+    total = model_flops(model).total / 2e9  # embedding and head included
+    assert total + 12 * (14.80 - 0.92 - 0.116) == pytest.approx(369, abs=1.0)  # upstream's whole model
 
 
 @pytest.mark.parametrize("name", TINY)
@@ -134,3 +168,53 @@ def test_paper_settings_reach_the_design_numbers():
             tokens = planned_tokens(a, layer_r(r, "constant", a.layers, mergeable))
             assert flop_speedup(model, tokens, layers_only=True) == pytest.approx(ideal, abs=0.005)
             assert 1 < flop_speedup(model, tokens) < ideal  # the whole pass: embedding and matching included
+
+
+PARTITIONS = [("stride", 4), ("center", 6), ("boundary", 6), ("motion", 6), ("saliency", 6)]
+
+
+def _patch_partition(model, name: str, gamma: int, r) -> None:
+    a = arch(model)
+    saliency = torch.randn(a.layers, a.dim // a.heads) if name == "saliency" else None
+    vtome.patch(model, r=r, partition=name, gamma=gamma, saliency=saliency)
+
+
+def _prior(model, batch: int) -> None:
+    if model._vtome.settings.partition == "motion":
+        layout = model._vtome.layout
+        vtome.set_prior(model, torch.rand(batch, layout.frames, layout.height, layout.width))
+
+
+def test_partition_matching_by_hand(models):
+    a = arch(models["vivit-tiny"])  # 257 tokens with the class token; keys averaged over heads: c = 16
+    # stride, gamma 6: targets at p = 5, 11, ..., 257 // 6 = 42 of them; 215 sources (the class token among them).
+    _, match = joint_layer_flops(a, 257, 100, 16, SplitRule("stride", 6))
+    assert match == 2 * 215 * 42 * 16
+    # center, gamma 6: (257 - 1) // 6 = 42 targets as well; alternate: 129 x 128.
+    assert joint_layer_flops(a, 257, 100, 16, SplitRule("center", 6))[1] == 2 * 215 * 42 * 16
+    assert joint_layer_flops(a, 257, 100, 16)[1] == 2 * 129 * 128 * 16
+    # Divided: per frame of 64 patches, 4 frames, motion gamma 4: 16 targets, 48 sources; saliency adds the scores.
+    t = arch(models["timesformer-tiny"])
+    assert divided_layer_flops(t, 64, 30, 16, SplitRule("motion", 4))[1] == 4 * 2 * 48 * 16 * 16
+    assert divided_layer_flops(t, 64, 30, 16, SplitRule("saliency", 4))[1] == 4 * (2 * 48 * 16 * 16 + 2 * 64 * 16)
+
+
+@pytest.mark.parametrize("name", TINY)
+@pytest.mark.parametrize(("partition", "gamma"), PARTITIONS, ids=[p for p, _ in PARTITIONS])
+def test_partition_flops_agree_with_torch_flop_counter(models, name, partition, gamma):
+    model = models[name]
+    x = random_input(model, batch_size=2)
+    _patch_partition(model, partition, gamma, 0.3)  # every layer merges (a layer clamped to r = 0 matches nothing)
+    try:
+        _prior(model, 2)
+        counted = counted_flops(model, x)
+        tokens = vtome.info(model)["tokens"]
+        assert all(after < before for before, after in zip(tokens, tokens[1:], strict=False))
+        assert counted == 2 * model_flops(model, tokens).total
+        assert model_flops(model, tokens).matching < model_flops(model, tokens, SplitRule()).matching
+        # The token counts are what the partition's clamp plans.
+        rule = SplitRule(partition, gamma)
+        assert planned_tokens(arch(model), vtome.info(model)["r"], rule) == tokens
+        assert schedule_tokens(arch(model), 0.3, "constant", rule) == tokens
+    finally:
+        vtome.unpatch(model)

@@ -67,6 +67,15 @@ def test_gamma_4_with_r_every_source_leaves_a_quarter():
     assert vtome.info(model)["targets"] == [8]
 
 
+def test_stride_with_fewer_tokens_than_gamma_merges_nothing():
+    # 32 -> 6 -> 3 tokens: at 3 < gamma no position is a target, so layer 3 passes its tokens on (no crash).
+    model = tiny_videomae(layers=3)
+    vtome.patch(model, schedule=[26, 3, 2], partition="stride", gamma=6)
+    logits(model, clip_for(model))
+    assert vtome.info(model)["tokens"] == [32, 6, 3, 3]
+    assert partition.stride(1, 5, 6).limit == 0
+
+
 def test_stride_targets_the_last_of_every_gamma():
     split = partition.stride(2, 13, 4, protected=1)
     assert split.b_pos[0].tolist() == [3, 7, 11]

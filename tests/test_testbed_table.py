@@ -16,7 +16,8 @@ def _results(top1: dict[tuple[str, str], list[float]], seconds: float = 2.0) -> 
         for (reduction, mode), acc in zip(REDUCTIONS, accs, strict=True):
             out.append({"model": model, "dataset": dataset, "reduction": reduction, "mode": mode,
                         "schedule": "constant", "r": 0.1 if mode else 0.0, "threshold": None, "top1": acc,
-                        "seconds": 4.0 if mode is None else seconds, "r_count": 6 if model == "timesformer" else 25,
+                        "seconds": 4.0 if mode is None else seconds,
+                        "r_count": 6 if model in ("timesformer", "motionformer") else 25,
                         "frames": 4, "flop_speedup": 1.0 if mode is None else 1.5, "tokens": []})
     return out
 
@@ -51,6 +52,18 @@ def test_findings_report_where_they_fail():
     assert merge_random.holds
     assert (random_worst.held, random_worst.holds) == (5, False) and "random drop 60.0" in random_worst.detail
     assert (divided.held, divided.total) == (1, 2) and "TimeSformer -18.0, ViViT -2.0, VideoMAE -28.0" in divided.detail
+
+
+def test_motionformer_counts_as_divided():
+    top1 = {**_paper_like(), ("motionformer", "appearance"): [99, 91, 93, 61, 96, 95],
+            ("motionformer", "temporal"): [98, 80, 82, 50, 96, 95]}
+    divided = check_findings(_results(top1))[3]
+    assert "TimeSformer, Motionformer" in divided.claim
+    assert (divided.held, divided.total) == (3, 4)  # Motionformer loses 2 points: more than ViViT, less than VideoMAE
+    assert "Motionformer -2.0" in divided.detail and "not for Motionformer vs VideoMAE" in divided.detail
+    rows = table_rows(_results(top1))
+    assert [r["Model"] for r in rows[::6]] == ["TimeSformer", "Motionformer", "VideoMAE", "ViViT"]
+    assert rows[6 + 4]["r"] == "6×4"
 
 
 def test_rows_in_paper_order_with_speedups_r_labels_and_bold():

@@ -10,7 +10,7 @@ from vtome.matching import bipartite_match
 from vtome.vis.duplicate import duplicate_layer, model_depth
 from vtome.vis.trace import trace
 
-FAMILIES = ["vivit", "videomae", "timesformer", "vit"]
+FAMILIES = ["vivit", "videomae", "timesformer", "motionformer", "vjepa2", "vit"]
 
 
 @pytest.mark.parametrize("depth", [3, 5])
@@ -36,7 +36,7 @@ def test_any_layer_any_depth(name, depth):
 
 
 @pytest.mark.parametrize("depth", [3, 5])
-@pytest.mark.parametrize("name", ["vivit", "videomae", "vit"])
+@pytest.mark.parametrize("name", ["vivit", "videomae", "motionformer", "vjepa2", "vit"])
 def test_one_copy_merges_like_the_model_does_in_that_layer(name, depth):
     """One copy of layer 1 on the embeddings is the model's own first merge; one copy of layer L on the tokens
     entering L (unmerged) is the model merging only in layer L. Fails if another layer's keys were used.

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 import vtome
-from tiny import clip_for, tiny_timesformer, tiny_videomae, tiny_vit, tiny_vivit
+from tiny import clip_for, tiny_motionformer, tiny_timesformer, tiny_videomae, tiny_vit, tiny_vivit, tiny_vjepa2
 from vtome.reduce import source_matrix
 from vtome.vis.clips import model_input, synthetic_clip
 from vtome.vis.groups import assignment_from_source, compact, group_sizes, pixel_groups, token_groups
@@ -17,7 +17,8 @@ from vtome.vis.trace import trace
 
 
 def test_layouts_match_the_models_token_counts():
-    for build, expected in [(tiny_vivit, 33), (tiny_videomae, 32), (tiny_timesformer, 16), (tiny_vit, 65)]:
+    for build, expected in [(tiny_vivit, 33), (tiny_videomae, 32), (tiny_timesformer, 16), (tiny_motionformer, 16),
+                            (tiny_vit, 65), (tiny_vjepa2, 32)]:
         model = build()
         layout = token_layout(model)
         assert layout.num_tokens == expected
@@ -56,6 +57,20 @@ def test_divided_pixels_are_per_frame_groups():
     for f, g in [(0, 1), (0, 2), (1, 3)]:  # no group shared between frames
         assert not set(pixels[f].unique().tolist()) & set(pixels[g].unique().tolist())
     assert pixels[1, 9, 17] == 16 + 1 * 4 + 2  # frame offset 16, row 1, column 2
+
+
+def test_motionformer_groups_are_per_slot_of_two_frames():
+    layout = token_layout(tiny_motionformer(frames=6, image=32))  # 3 slots of 2 frames, 4 x 4 patches each
+    assert (layout.rows_per_clip, layout.tube, layout.num_tokens) == (3, 2, 16)
+    assignment = torch.arange(16).repeat(2 * 3, 1)  # 2 clips x 3 slots
+    assignment[4] = 5  # clip 1, slot 1: one token
+    pixels = pixel_groups(token_groups(assignment, layout), layout)
+    assert pixels.shape == (2, 6, 32, 32)
+    assert len(pixels[1, 2:4].unique()) == 1 and len(pixels[1, 0:2].unique()) == 16
+    for f in range(0, 6, 2):  # both frames of a slot show the same groups; slots share none
+        assert torch.equal(pixels[0, f], pixels[0, f + 1])
+        assert not set(pixels[0, f].unique().tolist()) & set(pixels[0, (f + 2) % 6].unique().tolist())
+    assert pixels[0, 5, 9, 17] == 2 * 16 + 1 * 4 + 2  # slot 2 (offset 32), row 1, column 2
 
 
 def test_compact_and_sizes():
@@ -110,7 +125,7 @@ def _colours_per_group(picture, scale):
     return ids, fills, lines
 
 
-@pytest.mark.parametrize("build", [tiny_vivit, tiny_timesformer])
+@pytest.mark.parametrize("build", [tiny_vivit, tiny_timesformer, tiny_motionformer])
 def test_each_group_has_one_fill_and_one_border_colour_in_every_frame(build, tmp_path):
     model = build(layers=3, frames=4, image=32)
     frames = synthetic_clip("shapes", 4, 32, 32)
@@ -118,8 +133,9 @@ def test_each_group_has_one_fill_and_one_border_colour_in_every_frame(build, tmp
     ids, fills, lines = _colours_per_group(picture, 2)
     assert all(len(c) == 1 for c in fills.values()) and all(len(c) == 1 for c in lines.values())
     frames_of = {g: {f for f in range(4) if (ids[f] == g).any()} for g in fills}
-    if token_layout(model).divided:
-        assert all(len(f) == 1 for f in frames_of.values())
+    layout = token_layout(model)
+    if layout.divided:  # within one frame (Motionformer: one slot of 2 frames)
+        assert all(len({f // layout.tube for f in frames}) == 1 for frames in frames_of.values())
     else:
         assert any(len(f) > 1 for f in frames_of.values())  # tubelets: groups span frames, same colour in each
     # The fill is the mean colour of the group's pixels in the clip.

@@ -35,6 +35,30 @@ def tiny_timesformer(layers: int = 3, frames: int = 4, image: int = 32, hidden: 
     return TimesformerForVideoClassification(config).eval()
 
 
+def tiny_motionformer(layers: int = 3, frames: int = 4, image: int = 32, hidden: int = 32, **kw):
+    from vtome.models import Motionformer, MotionformerConfig
+
+    config = MotionformerConfig(
+        image_size=image, patch_size=8, tubelet_size=2, temporal_resolution=frames // 2, pos_grid=image // 8,
+        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4, mlp_ratio=2.0, num_labels=5, **kw,
+    )
+    return Motionformer(config).eval()
+
+
+def tiny_vjepa2(layers: int = 3, frames: int = 4, image: int = 32, hidden: int = 32, pooler_layers: int = 1, **kw):
+    from transformers import VJEPA2Config, VJEPA2ForVideoClassification
+
+    # head_dim 8: 2 rotary dims per axis (frame, row, column), 2 left unrotated. A one-layer predictor (unused by
+    # the classifier, but always built).
+    config = VJEPA2Config(
+        frames_per_clip=frames, crop_size=image, patch_size=8, tubelet_size=2, hidden_size=hidden,
+        num_hidden_layers=layers, num_attention_heads=4, mlp_ratio=2.0, num_pooler_layers=pooler_layers,
+        pred_hidden_size=16, pred_num_attention_heads=2, pred_num_hidden_layers=1, pred_num_mask_tokens=1,
+        **{"num_labels": 5, **kw},
+    )
+    return VJEPA2ForVideoClassification(config).eval()
+
+
 def tiny_vit(layers: int = 3, class_token: bool = True):
     import timm
 
@@ -49,6 +73,8 @@ BUILDERS = {
     "vivit": tiny_vivit,
     "videomae": tiny_videomae,
     "timesformer": tiny_timesformer,
+    "motionformer": tiny_motionformer,
+    "vjepa2": tiny_vjepa2,
     "vit": tiny_vit,
     "vit-avg": lambda **kw: tiny_vit(class_token=False, **kw),
 }

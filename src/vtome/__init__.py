@@ -7,7 +7,8 @@
     vtome.unpatch(model)             # the original model again, bit for bit
 """
 
+from vtome.motion import MotionPrior, motion_prior
 from vtome.patch import info, patch, set_prior, unpatch
 
 __version__ = "0.1.0"
-__all__ = ["patch", "unpatch", "info", "set_prior", "__version__"]
+__all__ = ["patch", "unpatch", "info", "set_prior", "motion_prior", "MotionPrior", "__version__"]

@@ -7,8 +7,9 @@ After `warmup` passes of each, `runs` pairs A B are timed (CUDA: events after a 
 throughput are medians; the speedup is the median of the per-pair ratios, so slow drifts of a shared machine
 cancel out. The time share of matching + merging and the peak memory come from separate probe passes, so the
 timed passes carry no instrumentation. Both variants compute attention the same way (`attn_impl`): the baseline
-is switched too (HF attention implementation, timm `fused_attn`; HF TimeSformer has only explicit attention, so
-for "sdpa" its baseline runs through a plain SDPA stand-in with the same weights).
+is switched too (HF attention implementation, timm `fused_attn`, Motionformer's set_attn_implementation; HF
+TimeSformer has only explicit attention, so for "sdpa" its baseline runs through a plain SDPA stand-in with the same
+weights).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,7 @@ from torch import nn
 import vtome
 from vtome.flops import arch, flop_speedup, model_flops, unmerged_tokens
 from vtome.models import input_shape, load_model, random_input
+from vtome.partition import GAMMA_DEFAULTS
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 ATTN_IMPLS = ("sdpa", "eager")
@@ -54,6 +56,14 @@ class BenchConfig:
     attn_impl: str = "sdpa"
     seed: int = 0
     compile: bool = False  # torch.compile both variants (timed after their first, compiling call)
+    partition: str = "alternate"  # which tokens are targets (vtome.partition); the rest as vtome.patch takes them
+    gamma: int | None = None
+    merge_weighting: str = "size"
+    sample: bool = True
+    tau: float = 1.0
+    prior_video: str | None = None  # partition="motion": the video whose motion prior every pass uses
+    saliency: torch.Tensor | None = field(default=None, repr=False)  # partition="saliency": vectors (layers, C')
+    prior: torch.Tensor | None = field(default=None, repr=False)  # the motion prior (1, frames, height, width)
 
 
 # --- attention of the unpatched baseline ---------------------------------------------------------------------
@@ -87,7 +97,11 @@ def baseline_attention(model: nn.Module, attn_impl: str) -> Iterator[None]:
             previous = block.attn.fused_attn
             block.attn.fused_attn = attn_impl == "sdpa"
             undo.append(lambda a=block.attn, p=previous: setattr(a, "fused_attn", p))
-    elif family in ("vivit", "videomae"):
+    elif family == "motionformer":
+        previous = model.config.attn_implementation
+        model.set_attn_implementation(attn_impl)
+        undo.append(lambda: model.set_attn_implementation(previous))
+    elif family in ("vivit", "videomae", "vjepa2"):
         previous = model.config._attn_implementation
         model.set_attn_implementation(attn_impl)
         undo.append(lambda: model.set_attn_implementation(previous))
@@ -165,9 +179,27 @@ def peak_memory_mib(device: torch.device) -> float:
 # --- the measurement ----------------------------------------------------------------------------------------
 
 
-def patch_kwargs(config: BenchConfig) -> dict:
+def patch_kwargs(config: BenchConfig, batch: int = 1) -> dict:
+    """The vtome.patch arguments of a config, plus "prior" (the motion prior for a batch of `batch` clips, or None):
+    see patch_with."""
+    prior = None if config.prior is None else config.prior.expand(batch, *config.prior.shape[1:])
     return dict(r=config.r, schedule=config.schedule, mode=config.mode, threshold=config.threshold,
-                seed=config.seed, attn_impl=config.attn_impl)
+                seed=config.seed, attn_impl=config.attn_impl, partition=config.partition, gamma=config.gamma,
+                merge_weighting=config.merge_weighting, sample=config.sample, tau=config.tau,
+                saliency=config.saliency, prior=prior)
+
+
+def patch_with(model: nn.Module, kwargs: dict) -> nn.Module:
+    """vtome.patch(model, **kwargs) without the "prior" entry, which goes to vtome.set_prior (for the next pass)."""
+    vtome.patch(model, **{k: v for k, v in kwargs.items() if k != "prior"})
+    give_prior(model, kwargs)
+    return model
+
+
+def give_prior(model: nn.Module, kwargs: dict) -> None:
+    """Set kwargs["prior"] (when there is one) for the next forward pass: a motion prior is used once."""
+    if kwargs.get("prior") is not None:
+        vtome.set_prior(model, kwargs["prior"])
 
 
 def _forward(model: nn.Module, x: torch.Tensor) -> None:
@@ -204,7 +236,7 @@ def time_pairs(
             _forward(model, x)
 
     def patched() -> None:
-        vtome.patch(model, **kwargs)
+        patch_with(model, kwargs)
         try:
             _forward(model, x)
         finally:
@@ -220,17 +252,22 @@ def time_compiled_pairs(
     """As time_pairs, for torch.compile'd models: an unpatched and a patched copy, each compiled once (re-patching
     a compiled model in every pass would recompile it every time). Also returns the compile times: the first
     call of each, compilation included, and the patched model's eager (uncompiled) median for comparison."""
-    patched_model = vtome.patch(copy.deepcopy(model), **kwargs)
+    patched_model = patch_with(copy.deepcopy(model), kwargs)
+
+    def run_patched(compiled: nn.Module) -> None:
+        give_prior(patched_model, kwargs)
+        _forward(compiled, x)
+
     with baseline_attention(model, attn_impl):
         compiled_a, compiled_b = torch.compile(model), torch.compile(patched_model)
         firsts = []
-        for name, compiled in (("unpatched", compiled_a), ("patched", compiled_b)):
+        for name, run in (("unpatched", lambda: _forward(compiled_a, x)), ("patched", lambda: run_patched(compiled_b))):
             if step:
                 step(f"compiling {name}")
-            firsts.append(time_call(lambda c=compiled: _forward(c, x), x.device)[0])
-        timed_a, timed_b = alternate(lambda: _forward(compiled_a, x), lambda: _forward(compiled_b, x), x.device,
+            firsts.append(time_call(run, x.device)[0])
+        timed_a, timed_b = alternate(lambda: _forward(compiled_a, x), lambda: run_patched(compiled_b), x.device,
                                      runs, warmup, step)
-    eager = [time_call(lambda: _forward(patched_model, x), x.device)[0] for _ in range(max(1, min(runs, 3)))]
+    eager = [time_call(lambda: run_patched(patched_model), x.device)[0] for _ in range(max(1, min(runs, 3)))]
     extra = {"compile_s_baseline": firsts[0], "compile_s_patched": firsts[1],
              "patched_eager_s": statistics.median(eager)}
     return timed_a, timed_b, extra
@@ -245,7 +282,7 @@ def probe(model: nn.Module, x: torch.Tensor, kwargs: dict, runs: int, attn_impl:
         _forward(model, x)
     memory_baseline = peak_memory_mib(device)
 
-    vtome.patch(model, **kwargs)
+    patch_with(model, kwargs)
     try:
         state = model._vtome
         spent = [0.0, 0.0]  # wall, CPU
@@ -267,6 +304,7 @@ def probe(model: nn.Module, x: torch.Tensor, kwargs: dict, runs: int, attn_impl:
         shares, cpu_shares = [], []
         for _ in range(runs):
             spent[:] = [0.0, 0.0]
+            give_prior(model, kwargs)
             total, cpu = time_call(lambda: _forward(model, x), device)
             shares.append(spent[0] / total)
             cpu_shares.append(spent[1] / cpu if cpu > 0 else 0.0)
@@ -295,8 +333,8 @@ def compare(
     model: nn.Module, x: torch.Tensor, config: BenchConfig, step: Callable[[str], None] | None = None
 ) -> dict:
     """Benchmark an already loaded model on input x (batch, ...); returns the result dict (see `bench`)."""
-    kwargs = patch_kwargs(config)
-    vtome.unpatch(vtome.patch(model, **kwargs))  # refuse bad settings before spending time on the baseline
+    kwargs = patch_kwargs(config, x.shape[0])
+    vtome.unpatch(patch_with(model, kwargs))  # refuse bad settings before spending time on the baseline
     compiled: dict = {}
     if config.compile:
         timed_a, timed_b, compiled = time_compiled_pairs(model, x, kwargs, config.runs, config.warmup,
@@ -312,13 +350,18 @@ def compare(
     frames = frames_per_clip(model)
     base_s, patched_s = statistics.median(baseline), statistics.median(patched)
     speedup = statistics.median(b / p for b, p in zip(baseline, patched, strict=True))
-    flops_base = model_flops(model, unmerged_tokens(arch(model))).total
+    shape = arch(model)
+    flops_base = model_flops(model, unmerged_tokens(shape)).total
     ideal = flops_base / probed.pop("flops_patched")
     ideal_layers = flop_speedup(model, probed["tokens"], layers_only=True)
+    settings = {k: v for k, v in asdict(config).items() if k not in ("saliency", "prior")}  # tensors: not JSON
     return {
-        **asdict(config),
+        **settings,
+        "gamma": config.gamma or GAMMA_DEFAULTS[config.partition],
+        "saliency_shape": None if config.saliency is None else list(config.saliency.shape),
         "batch_size": batch,
         "frames_per_clip": frames,
+        "merged_frames": shape.frames if shape.divided else 1,  # frames merging on their own (Motionformer: slots)
         "baseline_s": base_s,
         "patched_s": patched_s,
         "baseline_runs_s": baseline,

@@ -42,13 +42,14 @@ def max_leaving(n: int, gamma: int, protected: int = 0) -> int:
 
 
 def split_from_targets(target: torch.Tensor, count: int, gamma: int, protected: int = 0) -> Split:
-    """target: (batch, N) bool with exactly `count` True per row -> the Split (both sides ascending)."""
+    """target: (batch, N) bool with exactly `count` True per row -> the Split (both sides ascending). With no
+    target (a stride partition of fewer than gamma tokens) nothing may leave."""
     n = target.shape[1]
     order = torch.arange(n, device=target.device)
     # Sorting targets-first (or sources-first) by position gives both sides ascending, with static shapes.
     b_pos = (order + n * (~target).long()).argsort(dim=1)[:, :count]
     a_pos = (order + n * target.long()).argsort(dim=1)[:, : n - count]
-    return Split(a_pos, b_pos, min(n - count - protected, max_leaving(n, gamma, protected)))
+    return Split(a_pos, b_pos, min(n - count - protected, max_leaving(n, gamma, protected)) if count else 0)
 
 
 def stride(batch: int, n: int, gamma: int, protected: int = 0, device: torch.device | str = "cpu") -> Split:

@@ -69,7 +69,9 @@ def _sum_into_b(
             torch.mul(b, b_w, out=out[:, num_unm:])
     if edge_weight is not None:
         src = src * edge_weight.reshape(-1, 1).to(src.dtype)
-    return out.view(-1, width).index_add_(0, dst_rows, src.to(out.dtype)).view(batch, num_unm + num_b, width)
+    # reshape, not view: when every A token leaves, out is B alone and keeps B's strides (a per-frame grouping's),
+    # which the compiler's layouts need not make contiguous.
+    return out.reshape(-1, width).index_add_(0, dst_rows, src.to(out.dtype)).view(batch, num_unm + num_b, width)
 
 
 def merge(

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from vtome.bench import ATTN_IMPLS, DTYPES, BenchConfig, bench
-from vtome.commands.checks import at_least, merge_settings, one_of, resolve_device
+from vtome.commands import partitionargs as p
+from vtome.commands.checks import at_least, fail, merge_settings, one_of, partition_label, resolve_device
 from vtome.commands.modelspec import resolve
 from vtome.commands.output import Json, JsonOut, check_json_out, console, emit
 
@@ -22,8 +23,10 @@ def _r_title(result: dict) -> str:
     used, asked = result["r_per_layer"], result["r_scheduled"]
     text = f"r={result['r']}"
     if used != asked:
-        text += f" (capped at half the tokens: {' '.join(map(str, used))} per layer)"
-    return text
+        cap = "half the tokens" if result.get("gamma", 2) == 2 else "1 - 1/gamma of the tokens"
+        text += f" (capped at {cap}: {' '.join(map(str, used))} per layer)"
+    partition = partition_label(result)
+    return text + (f" partition {partition}" if partition else "")
 
 
 
@@ -60,10 +63,26 @@ def result_table(result: dict) -> Table:
     return table
 
 
+def _prior(spec, video: str):
+    """The motion prior of --prior-video at the model's token grid (read before the weights load)."""
+    from vtome.commands.checks import UserError
+    from vtome.data.video import VideoError
+    from vtome.motion import motion_prior
+
+    try:
+        return motion_prior(video, spec.empty()).prior
+    except FileNotFoundError as err:
+        raise fail("--prior-video", video, "no such file or frame folder") from err
+    except ValueError as err:
+        raise UserError(f"--prior-video {video}: {err}") from err
+    except (VideoError, IndexError, OSError, RuntimeError) as err:
+        raise fail("--prior-video", video, f"cannot read it ({type(err).__name__}: {err})") from err
+
+
 def bench_command(
     model: Annotated[str, typer.Option(help="Preset (see `vtome models`), local directory (save_pretrained or timm "
-                                            "save_for_hf) or hub id.")] = "vivit-b",
-    r: Annotated[float, typer.Option(help="Tokens merged per layer, a whole number (per frame for TimeSformer); "
+                                            "save_for_hf), hub id or Motionformer .pyth file.")] = "vivit-b",
+    r: Annotated[float, typer.Option(help="Tokens merged per layer, a whole number (per frame for divided models); "
                                           "below 1: a fraction of the initial tokens.")] = 300,
     schedule: Annotated[str, typer.Option(help="constant | decreasing | increasing | r per layer, comma separated."
                                           )] = "constant",
@@ -79,14 +98,26 @@ def bench_command(
     device: Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N (default: cuda when available, else cpu)."
                                                )] = None,
     attn_impl: Annotated[str, typer.Option(help=f"{' | '.join(ATTN_IMPLS)}, for both variants.")] = "sdpa",
-    seed: Annotated[int, typer.Option(help="Seed of the random input and of random modes.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the random input, of random modes and of sampled partitions."
+                                      )] = 0,
+    partition: p.Partition = "alternate",
+    gamma: p.Gamma = None,
+    merge_weighting: p.MergeWeighting = "size",
+    sample: p.Sample = True,
+    tau: p.Tau = 1.0,
+    saliency: p.Saliency = None,
+    prior_video: Annotated[str | None, typer.Option(help="--partition motion: a video file or frame folder whose "
+                                                         "motion prior (vtome.motion_prior) every pass uses.")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile both variants; report compile "
                                                             "times and the patched eager time too.")] = False,
     as_json: Json = False,
     json_out: JsonOut = None,
 ) -> None:
     """Time the model unpatched and patched (alternating, after warm-up) and compare with the FLOP-ideal."""
-    settings = merge_settings(r, schedule, mode, threshold, seed)
+    settings = merge_settings(r, schedule, mode, threshold, seed, partition, gamma, merge_weighting, sample, tau,
+                              saliency, prior=prior_video is not None)
+    if prior_video is not None and partition != "motion":
+        raise fail("--prior-video", prior_video, "applies only to --partition motion")
     for option, value, low in (("--batch-size", batch_size, 1), ("--runs", runs, 1), ("--warmup", warmup, 0),
                                ("--probe-runs", probe_runs, 1), ("--threads", threads, 1)):
         at_least(option, value, low)
@@ -96,10 +127,11 @@ def bench_command(
     check_json_out(json_out)
     spec = resolve(model)
     spec.check_patch(settings)
+    prior = None if prior_video is None else _prior(spec, prior_video)
 
     config = BenchConfig(model=model, batch_size=batch_size, runs=runs, warmup=warmup, probe_runs=probe_runs,
                          threads=threads, dtype=dtype, device=device, attn_impl=attn_impl, compile=compile,
-                         **settings)
+                         prior_video=prior_video, prior=prior, **settings)
     with Console(stderr=True, quiet=as_json).status(f"building {model}") as status:
         result = bench(config, step=lambda text: status.update(f"{model}: {text}"), load=lambda _: spec.load())
     text = console(as_json)

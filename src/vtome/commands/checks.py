@@ -48,8 +48,9 @@ def only_with(option: str, given: bool, condition: bool, where: str) -> None:
 # --- merging settings ----------------------------------------------------------------------------------------
 
 
-def parse_r(value: float, option: str = "--r") -> int | float:
-    """A command-line r: below 1 a fraction of the tokens (0.1), else a whole count of tokens (300)."""
+def parse_r(value: float, option: str = "--r", max_fraction: float = 0.5) -> int | float:
+    """A command-line r: below 1 a fraction of the tokens (0.1), else a whole count of tokens (300).
+    max_fraction: the largest fraction (1 - 1/gamma for a partition with one target in gamma tokens)."""
     if not math.isfinite(value) or value < 0:
         raise fail(option, value, "must be a count of tokens (0, 1, 2, ...) or a fraction of the tokens below 1")
     if 0 < value < 1:
@@ -62,7 +63,7 @@ def parse_r(value: float, option: str = "--r") -> int | float:
     from vtome.schedule import check_r
 
     try:
-        check_r(r)
+        check_r(r, max_fraction)
     except ValueError as err:
         raise fail(option, value, str(err)) from err
     return r
@@ -98,12 +99,86 @@ def check_mode(mode: str, threshold: float | None) -> None:
         raise fail("--threshold", threshold, "a cosine-similarity threshold must be in [-1, 1]")
 
 
-def merge_settings(r: float, schedule: str, mode: str, threshold: float | None, seed: int) -> dict:
-    """The vtome.patch arguments of the shared options, checked."""
-    r_value = parse_r(r)
+def check_partition(partition: str, gamma: int | None, merge_weighting: str, tau: float, saliency: str | Path | None,
+                    prior: bool) -> int:
+    """The partition options (Video Token Merging); returns gamma with its default filled in.
+
+    prior: whether the command has a clip to take a motion prior from (partition motion needs one)."""
+    from vtome.partition import GAMMA_DEFAULTS, PARTITIONS
+    from vtome.patch.state import MERGE_WEIGHTINGS
+
+    one_of("--partition", partition, PARTITIONS)
+    one_of("--merge-weighting", merge_weighting, MERGE_WEIGHTINGS)
+    if gamma is not None and gamma < 2:
+        raise fail("--gamma", gamma, "must be a whole number >= 2 (about one target in gamma tokens)")
+    if partition == "alternate" and gamma not in (None, 2):
+        raise fail("--gamma", gamma, "--partition alternate is ToMe's split (gamma 2); use --partition stride for "
+                                     "another gamma")
+    if not math.isfinite(tau) or tau <= 0:
+        raise fail("--tau", tau, "the temperature of softmax(motion / tau) must be above 0")
+    if partition == "motion" and not prior:
+        raise UserError("--partition motion needs a motion prior, which this command has no clip to take from "
+                        "(vtome eval and vtome vis take it from each clip; vtome bench from --prior-video)")
+    if partition == "saliency" and saliency is None:
+        raise UserError("--partition saliency needs --saliency FILE: a .pt or .safetensors file of vectors "
+                        "(layers, C'), one per layer")
+    only_with("--saliency", saliency is not None, partition == "saliency", "to --partition saliency")
+    return GAMMA_DEFAULTS[partition] if gamma is None else gamma
+
+
+def load_saliency(path: str | Path):
+    """--saliency FILE: a tensor (layers, C') in a .pt / .pth (torch.save of the tensor) or .safetensors file (its
+    only tensor); read before any model loads."""
+    import torch
+
+    path = input_file("--saliency", path)
+    suffix = path.suffix.lower()
+    if suffix not in (".pt", ".pth", ".safetensors"):
+        raise fail("--saliency", path, "give a .pt, .pth or .safetensors file of vectors (layers, C')")
+    try:
+        if suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            found = list(load_file(str(path)).values())
+            vectors = found[0] if len(found) == 1 else None
+        else:
+            vectors = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unreadable, not a tensor file
+        raise fail("--saliency", path, f"cannot read it ({type(err).__name__}: {err})") from err
+    if not isinstance(vectors, torch.Tensor) or vectors.dim() != 2 or not vectors.is_floating_point():
+        what = f"shape {tuple(vectors.shape)}" if isinstance(vectors, torch.Tensor) else type(vectors).__name__
+        raise fail("--saliency", path, f"must hold one float tensor (layers, C'), one vector per layer; found {what}")
+    return vectors
+
+
+def merge_settings(r: float, schedule: str, mode: str, threshold: float | None, seed: int, partition: str = "alternate",
+                   gamma: int | None = None, merge_weighting: str = "size", sample: bool = True, tau: float = 1.0,
+                   saliency: str | Path | None = None, prior: bool = False) -> dict:
+    """The vtome.patch arguments of the shared options, checked (saliency: the vectors read from the file).
+
+    prior: whether the command can give a motion prior (a clip to take it from)."""
+    gamma = check_partition(partition, gamma, merge_weighting, tau, saliency, prior)
+    r_value = parse_r(r, max_fraction=1 - 1 / gamma)
     parsed = parse_schedule(schedule)
     check_mode(mode, threshold)
-    return dict(r=r_value, schedule=parsed, mode=mode, threshold=threshold, seed=seed)
+    return dict(r=r_value, schedule=parsed, mode=mode, threshold=threshold, seed=seed, partition=partition,
+                gamma=gamma, merge_weighting=merge_weighting, sample=sample, tau=tau,
+                saliency=None if saliency is None else load_saliency(saliency))
+
+
+def partition_label(settings: dict) -> str:
+    """The partition settings in a word or two for titles and names: "" for ToMe's (alternate, size-weighted);
+    e.g. "stride g6", "motion g6 top" (not sampled), "center g6 uniform"."""
+    partition = settings.get("partition", "alternate")
+    parts = [] if partition == "alternate" else [partition, f"g{settings['gamma']}"]
+    if partition in ("motion", "saliency"):
+        if not settings.get("sample", True):
+            parts.append("top")
+        if partition == "motion" and settings.get("tau", 1.0) != 1.0:
+            parts.append(f"tau{settings['tau']:g}")
+    if settings.get("merge_weighting", "size") != "size":
+        parts.append(settings["merge_weighting"])
+    return " ".join(parts)
 
 
 # --- devices -------------------------------------------------------------------------------------------------

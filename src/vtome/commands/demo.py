@@ -2,6 +2,7 @@
 
     vtome demo                 # 400 test clips per set, table + plot + pictures in demo_out/, ViViT-B line
     vtome demo --quick         # a few clips and no ViViT-B: checks the whole code path in seconds
+    vtome demo --partitions    # merge with each partition of Video Token Merging at the same token budget
 
 Three tiny models trained on two synthetic video sets (see vtome.testbed) are evaluated unmerged and with every
 reduction at 15% of the input tokens per layer (the paper's 10% over 12 layers merges 60% of the tokens in all;
@@ -33,15 +34,17 @@ from vtome.testbed.table import COLUMNS, DATASET_COLUMNS, cell, table_rows, to_m
 QUICK_CLIPS = 16
 
 
-def _print_table(console: Console, rows: list[dict], clips: int) -> None:
+def _print_table(console: Console, rows: list[dict], clips: int, columns: list[str] = COLUMNS,
+                 what: str = "reduction") -> None:
     table = Table(title=f"Testbed: top-1 (%) on {clips} test clips per set", box=box.SIMPLE_HEAD,
-                  caption="bold: the best reduction of a model on a set. Speedup: measured forward time; "
+                  caption=f"bold: the best {what} of a model on a set. Speedup: measured forward time; "
                           "FLOPs: the ideal speedup of the token counts.")
-    for column in COLUMNS:
-        table.add_column(column, justify="left" if column in ("Model", "Reduction") else "right", no_wrap=True)
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("Model", "Reduction", "Partition") else "right",
+                         no_wrap=True)
     previous = None
     for row in rows:
-        values = [cell(row, c, bold=("[bold]", "[/bold]")) for c in COLUMNS]
+        values = [cell(row, c, bold=("[bold]", "[/bold]")) for c in columns]
         if row["Model"] == previous:
             values[0] = ""
         elif previous is not None:
@@ -51,8 +54,8 @@ def _print_table(console: Console, rows: list[dict], clips: int) -> None:
     console.print(table)
 
 
-def _print_findings(console: Console, findings: list[Finding]) -> None:
-    console.print("[bold]The paper's findings on the testbed[/]")
+def _print_findings(console: Console, findings: list[Finding], title: str = "The paper's findings") -> None:
+    console.print(f"[bold]{title} on the testbed[/]")
     for f in findings:
         mark = "[green]holds[/]" if f.holds else "[red]does not hold[/]" if f.held == 0 else "[yellow]partly[/]"
         ties = f", {f.tied} tied" if f.tied else ""
@@ -78,6 +81,31 @@ def _big_model_line(spec: ModelSpec, r: int, runs: int) -> dict:
             "speedup": base / merged, "flop_speedup": ideal}
 
 
+def _partitions_demo(console: Console, clips: int, r: float, batch_size: int, out: Path, checkpoints: Path | None,
+                     started: float) -> dict:
+    """The partitions table (vtome.testbed.partitions): printed, and written to OUT/partitions.md and .json."""
+    from vtome.testbed import partitions as vtm
+
+    with console.status("evaluating the testbed's partitions") as status:
+        results = vtm.run_partitions(clips, r, batch_size, step=lambda text: status.update(f"evaluating {text}"),
+                                     root=checkpoints)
+    rows, findings = vtm.partition_rows(results), vtm.check_partition_findings(results)
+    _print_table(console, rows, clips, vtm.COLUMNS, "partition")
+    equal = vtm.same_budget(results)
+    console.print(f"every partition at the alternate merge's tokens per layer (gamma {vtm.GAMMA} for VTM's): "
+                  + ("[green]yes[/]" if equal else "[red]no[/]"))
+    _print_findings(console, findings, "Video Token Merging's findings (LVU, Table 1)")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "partitions.md").write_text(to_markdown(rows, vtm.COLUMNS))
+    seconds = time.perf_counter() - started
+    summary = {"clips": clips, "r": r, "gamma": vtm.GAMMA, "same_budget": equal, "results": results, "rows": rows,
+               "findings": [{**f.__dict__, "holds": f.holds} for f in findings], "seconds": seconds}
+    (out / "partitions.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    console.print(f"wrote {out / 'partitions.md'} and {out / 'partitions.json'}")
+    console.print(f"demo --partitions took {seconds:.0f} s")
+    return summary
+
+
 def demo(
     clips: Annotated[int, typer.Option(help="Test clips per dataset (each clip is 100/clips % of accuracy).")] = 400,
     quick: Annotated[bool, typer.Option("--quick", help=f"{QUICK_CLIPS} clips per set, no ViViT-B line: a "
@@ -85,7 +113,7 @@ def demo(
     out: Annotated[Path, typer.Option(help="Directory for the table, plot, pictures and results.json.")]
     = Path("demo_out"),
     r: Annotated[float, typer.Option(help="Tokens reduced per layer on the testbed, a fraction of the input "
-                                          "tokens (per frame for TimeSformer).")] = R,
+                                          "tokens (per frame for TimeSformer and Motionformer).")] = R,
     batch_size: Annotated[int, typer.Option(help="Clips per forward pass.")] = 50,
     speed_model: Annotated[str, typer.Option(help="Model of the closing speed line (preset, local dir, HF id); "
                                                   "'none' to skip it.")] = "vivit-b",
@@ -95,6 +123,10 @@ def demo(
                                               "little from more, and lose much when the CPU is busy).")] = 1,
     checkpoints: Annotated[Path | None, typer.Option(help="A directory of <model>-<dataset> checkpoints to use "
                                                           "instead of the shipped ones.")] = None,
+    partitions: Annotated[bool, typer.Option("--partitions", help="Instead of Table 1: merge with each partition of "
+                                                                  "Video Token Merging (alternate, stride, center, "
+                                                                  "boundary, motion) at the same token budget.")
+                          ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout instead of the table."
                                           )] = False,
     json_out: JsonOut = None,
@@ -121,15 +153,22 @@ def demo(
     if missing:
         raise UserError(f"--checkpoints {checkpoints}: no trained checkpoint for {len(missing)} of the {len(wanted)} "
                         f"testbed models (e.g. {missing[0]}): run scripts/train_testbed.py")
-    speed = None if quick or speed_model == "none" else resolve(speed_model)
+    speed = None if quick or speed_model == "none" or partitions else resolve(speed_model)
 
     started = time.perf_counter()
     console = Console(quiet=as_json)
+    if not console.is_terminal:  # a log or a pipe: whole table cells, not rich's 80 columns
+        console.width = max(console.width, 120)
     clips = QUICK_CLIPS if quick else clips
     hf_logging.disable_progress_bar()  # six "Loading weights" bars would hide the status line
     torch.manual_seed(0)
     default_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
+    if partitions:
+        summary = _partitions_demo(console, clips, r, batch_size, out, checkpoints, started)
+        torch.set_num_threads(default_threads)
+        emit(summary, as_json, json_out, console)
+        return
     with console.status("evaluating the testbed") as status:
         results = run_testbed(clips, r, batch_size, step=lambda text: status.update(f"evaluating {text}"),
                               root=checkpoints)

@@ -21,31 +21,41 @@ from rich.console import Console
 from rich.table import Table
 
 import vtome
-from vtome.commands.checks import UserError
-from vtome.commands.evalargs import PRETTY, PROP_ATTN_HELP, prepare, resolved_root
+from vtome import motion
+from vtome.commands import partitionargs as p
+from vtome.commands.checks import UserError, partition_label
+from vtome.commands.evalargs import PRETTY, PROP_ATTN_HELP, partition_record, prepare, resolved_root
 from vtome.commands.modelspec import ModelSpec
 from vtome.commands.output import JsonOut, emit
 from vtome.data.samplers import default_sampler
-from vtome.data.transforms import clip_transform
+from vtome.data.transforms import clip_transform, default_channels
 from vtome.evaluation.loop import NothingEvaluated, ResumeMismatch, evaluate
 from vtome.evaluation.results import PART_GLOB, PREDICTIONS, read_records
+from vtome.flops import arch
 from vtome.models import random_input
 
 
 def eval_command(
-    model: str = typer.Option(..., help="Preset, local directory (save_pretrained) or HF hub id; see `vtome models`."),
+    model: str = typer.Option(..., help="Preset, local directory (save_pretrained), HF hub id or a Motionformer "
+                                            ".pyth checkpoint; see `vtome models`."),
     dataset: str = typer.Option(..., help="k400 | ssv2 | epic | folder"),
     root: str = typer.Option("", help="Videos / frames directory: the prefix of the split file's paths."),
     split: str = typer.Option("", help="Split list or annotation file (K400 list, SSv2 json/csv, EPIC csv)."),
     labels: str = typer.Option("", help="SSv2 labels json (default: next to the split file)."),
-    r: float = typer.Option(0, help="Tokens merged per layer, a whole number (per frame for TimeSformer); below 1: a "
-                                    "fraction of the tokens."),
+    r: float = typer.Option(0, help="Tokens merged per layer, a whole number (per frame for TimeSformer and "
+                                    "Motionformer); below 1: a fraction of the tokens."),
     schedule: str = typer.Option("constant", help="constant | decreasing | increasing | r per layer, comma "
                                                   "separated."),
     mode: str = typer.Option("merge", help="merge | drop | random_drop | random_merge | hybrid"),
     threshold: float | None = typer.Option(None, help="Similarity threshold in [-1, 1], for --mode hybrid only."),
     seed: int = typer.Option(0, help="Seed of the random modes."),
     prop_attn: bool | None = typer.Option(None, "--prop-attn/--no-prop-attn", help=PROP_ATTN_HELP),
+    partition: p.Partition = "alternate",
+    gamma: p.Gamma = None,
+    merge_weighting: p.MergeWeighting = "size",
+    sample: p.Sample = True,
+    tau: p.Tau = 1.0,
+    saliency: p.Saliency = None,
     batch_size: int = typer.Option(1, help="Clips per forward pass."),
     workers: int = typer.Option(min(4, os.cpu_count() or 1), help="DataLoader worker processes."),
     limit: int | None = typer.Option(None, help="Only the first N clips of the split."),
@@ -53,14 +63,19 @@ def eval_command(
                                               "<schedule>[-t<threshold>][-seed<seed>])."),
     views: int = typer.Option(1, help="Temporal views per clip, logits averaged (the paper: 1)."),
     crops: int = typer.Option(1, help="Spatial crops per view, logits averaged (1 centre, 3 along the long side)."),
-    num_frames: int | None = typer.Option(None, help="Frames per clip: the model's config.num_frames (the default; "
-                                                     "an unmerged TimeSformer also takes others)."),
+    num_frames: int | None = typer.Option(None, help="Frames per clip: the model's config.num_frames (V-JEPA 2: "
+                                                     "frames_per_clip), the default; an unmerged TimeSformer also "
+                                                     "takes others."),
     sampling: str | None = typer.Option(None, help="rate | uniform (default: rate for k400 and folder, uniform for "
                                                    "ssv2 and epic)."),
     sampling_rate: int | None = typer.Option(None, help="Frames between samples, with --sampling rate (default: the "
-                                                        "family's: ViViT 2, VideoMAE 4, TimeSformer 32)."),
+                                                        "family's: ViViT 2, VideoMAE 4, TimeSformer 32, "
+                                                        "Motionformer 4)."),
     backend: str | None = typer.Option(None, help="Video decoder: torchcodec | pyav (default: $VTOME_VIDEO_BACKEND, "
                                                   "else the first that loads)."),
+    channels: str | None = typer.Option(None, help="rgb | bgr: the channel order the model takes (default: what "
+                                                   "its checkpoints were trained on; bgr only for Motionformer on "
+                                                   "epic)."),
     verbs: int | None = typer.Option(None, help="EPIC: verb classes (the first outputs)."),
     nouns: int | None = typer.Option(None, help="EPIC: noun classes (the outputs after the verbs)."),
     participant_first: bool = typer.Option(True, "--participant-first/--video-first",
@@ -88,10 +103,13 @@ def eval_command(
 
     net = spec.load(run["device"])
     sampler = default_sampler(net, dataset, views=views, num_frames=num_frames, rate=sampling_rate, mode=sampling)
-    transform = clip_transform(net, model)
-    tokens = None
+    transform = clip_transform(net, model, channels=channels or default_channels(net.config.model_type, dataset))
+    tokens, grid, shape = None, None, arch(net)
     if run["patching"]:
         vtome.patch(net, **run["kwargs"])
+        if partition == "motion":  # every clip's prior comes with it (vtome.motion); the dummy clip's is flat
+            grid = motion.token_grid(net)
+            vtome.set_prior(net, torch.zeros(1, grid.frames, grid.height, grid.width))
         with torch.inference_mode():  # one dummy clip, for the token counts per layer
             net(random_input(net))
         tokens = vtome.info(net)["tokens"]
@@ -100,8 +118,10 @@ def eval_command(
         "name": name or PRETTY.get(net.config.model_type, net.config.model_type),
         "dataset": dataset, "root": resolved_root(root), "split": split, "limit": limit,
         "r": run["r"], "schedule": run["schedule"], "mode": mode, "threshold": threshold, "seed": seed,
+        **partition_record(run["kwargs"], None if saliency is None else str(saliency)),
         "prop_attn": vtome.info(net)["prop_attn"] if tokens is not None else None,
         "patched": tokens is not None, "tokens": tokens,
+        "merge_frames": shape.frames if shape.divided else None,  # frames (Motionformer: slots) merging on their own
         "num_frames": sampler.num_frames, "sampling": sampler.mode, "sampling_rate": sampler.rate,
         "views": views, "crops": crops, "transform": dataclasses.asdict(transform),
         "backend": run["backend"], "vtome_version": vtome.__version__,
@@ -111,7 +131,7 @@ def eval_command(
         metrics = evaluate(net, samples, out, sampler=sampler, transform=transform, crops=crops,
                            batch_size=batch_size, workers=workers, backend=run["backend"], heads=heads,
                            save_logits=save_logits, retry_failed=retry_failed, settings=settings,
-                           device=run["device"], progress=progress)
+                           device=run["device"], progress=progress, prior_grid=grid)
     except ResumeMismatch as err:
         raise UserError(str(err)) from err
     except NothingEvaluated as err:
@@ -129,6 +149,9 @@ def eval_command(
         note.print(f"[yellow]note:[/] {metrics['padded']} clip(s) had fewer frames than the sampling needs "
                    f"({sampler.num_frames} frames{f' at rate {sampler.rate}' if sampler.mode == 'rate' else ''}): "
                    "frames were repeated; they are marked \"padded\" in predictions.jsonl")
+    if metrics.get("prior_sources"):
+        counted = ", ".join(f"{n} from {k.replace('_', ' ')}" for k, n in metrics["prior_sources"].items())
+        note.print(f"motion prior: {counted} (clips without motion vectors take their frames' difference)")
     emit(metrics, as_json, json_out, None if as_json else Console())
     if not as_json:
         _print_summary(metrics, out)
@@ -142,8 +165,9 @@ def _done(out: str) -> int:
 
 def _print_summary(metrics: dict, out: str) -> None:
     console = Console()
+    partition = partition_label(metrics)
     table = Table(title=f"{metrics['name']} on {metrics['dataset']}: r={metrics['r']} {metrics['schedule']} "
-                        f"{metrics['mode']}")
+                        f"{metrics['mode']}" + (f", partition {partition}" if partition else ""))
     table.add_column("metric")
     table.add_column("value", justify="right")
     keys = ["top1", "top5"]

@@ -12,15 +12,14 @@ import torch
 from vtome.commands.checks import (
     UserError,
     at_least,
-    check_mode,
     fail,
     input_dir,
     input_file,
+    merge_settings,
     one_of,
     only_with,
     output_dir,
-    parse_r,
-    parse_schedule,
+    partition_label,
     resolve_device,
 )
 from vtome.commands.modelspec import is_video, resolve
@@ -29,11 +28,13 @@ from vtome.data.epic import NUM_NOUNS, NUM_VERBS
 from vtome.data.registry import DATASETS, load_samples
 from vtome.data.samplers import DATASET_MODES, MODES
 from vtome.data.samples import Sample
+from vtome.data.transforms import CHANNELS
 from vtome.evaluation.loop import ResumeMismatch, check_resume
 
-PRETTY = {"vivit": "ViViT", "videomae": "VideoMAE", "timesformer": "TimeSformer"}
+PRETTY = {"vivit": "ViViT", "videomae": "VideoMAE", "timesformer": "TimeSformer",
+          "motionformer": "Motionformer", "vjepa2": "V-JEPA 2"}
 PROP_ATTN_HELP = ("Proportional attention (log size added to the attention logits). Default: the paper's choice "
-                  "per model: on for ViViT and TimeSformer (and timm ViTs), off for VideoMAE.")
+                  "per model: on for ViViT, TimeSformer and Motionformer (and timm ViTs), off for VideoMAE.")
 
 
 def epic_heads(model: torch.nn.Module, verbs: int | None = None, nouns: int | None = None) -> tuple[int, int]:
@@ -59,11 +60,19 @@ def class_index(model: torch.nn.Module) -> dict[str, int] | None:
 
 
 def _default_out(model: str, dataset: str, r: float, schedule: str, mode: str, threshold: float | None,
-                 seed: int) -> str:
+                 seed: int, settings: dict | None = None) -> str:
     name = f"{Path(model).name}-{dataset}-{mode}-r{r:g}-{schedule.replace(',', '_')}"
     name += f"-t{threshold:g}" if threshold is not None else ""
+    partition = partition_label(settings or {})
+    name += f"-{partition.replace(' ', '-')}" if partition else ""
     name += f"-seed{seed}" if seed else ""
     return str(Path("runs", name))
+
+
+def partition_record(settings: dict, saliency: str | None) -> dict:
+    """The partition settings as metrics.json and the resume guard record them (saliency: the vectors' file)."""
+    return {key: settings[key] for key in ("partition", "gamma", "merge_weighting", "sample", "tau")} | {
+        "saliency": str(Path(saliency).resolve()) if saliency else None}
 
 
 def resolved_root(root: str) -> str:
@@ -129,9 +138,11 @@ def prepare(o: dict) -> dict:
     samples, backend, device, out."""
     one_of("--dataset", o["dataset"], DATASETS)
     one_of("--sampling", o["sampling"], MODES)
-    r = parse_r(o["r"])
-    schedule = parse_schedule(o["schedule"])
-    check_mode(o["mode"], o["threshold"])
+    one_of("--channels", o["channels"], CHANNELS)
+    # Every clip gives its motion prior (its file's motion vectors, else its frames' difference): prior=True.
+    settings = merge_settings(o["r"], o["schedule"], o["mode"], o["threshold"], o["seed"], o["partition"], o["gamma"],
+                              o["merge_weighting"], o["sample"], o["tau"], o["saliency"], prior=True)
+    r, schedule = settings["r"], settings["schedule"]
     for option, low in (("batch_size", 1), ("views", 1), ("crops", 1), ("workers", 0), ("limit", 1),
                         ("num_frames", 1), ("sampling_rate", 1), ("verbs", 1), ("nouns", 1)):
         at_least("--" + option.replace("_", "-"), o[option], low)
@@ -148,7 +159,8 @@ def prepare(o: dict) -> dict:
     input_dir("--root", o["root"])
     backend = _backend(o["backend"])
     device = resolve_device(o["device"])
-    out = o["out"] or _default_out(o["model"], dataset, o["r"], o["schedule"], o["mode"], o["threshold"], o["seed"])
+    out = o["out"] or _default_out(o["model"], dataset, o["r"], o["schedule"], o["mode"], o["threshold"], o["seed"],
+                                   settings)
     output_dir("--out", out)
     check_json_out(o["json_out"])
 
@@ -156,15 +168,16 @@ def prepare(o: dict) -> dict:
     meta = spec.empty()
     if not is_video(meta):
         raise fail("--model", o["model"], "is an image model; eval takes video classifiers (ViViT, VideoMAE, "
-                                          "TimeSformer: a preset, a save_pretrained directory or a hub id)")
+                                          "TimeSformer, Motionformer: a preset, a save_pretrained directory, a hub "
+                                          "id or a .pyth checkpoint)")
     patching = bool(r) or o["mode"] != "merge" or not isinstance(schedule, str)
-    kwargs = dict(r=r, schedule=schedule, mode=o["mode"], threshold=o["threshold"], seed=o["seed"],
-                  prop_attn=o["prop_attn"])
+    kwargs = {**settings, "prop_attn": o["prop_attn"]}
     spec.check_patch(kwargs)
-    frames = meta.config.num_frames
+    key = "frames_per_clip" if meta.config.model_type == "vjepa2" else "num_frames"
+    frames = getattr(meta.config, key)
     if o["num_frames"] not in (None, frames) and (meta.config.model_type != "timesformer" or patching):
         raise fail("--num-frames", o["num_frames"], f"this {PRETTY.get(meta.config.model_type, 'model')} takes "
-                                                    f"{frames} frames per clip (config.num_frames)")
+                                                    f"{frames} frames per clip (config.{key})")
     heads = epic_heads(meta, o["verbs"], o["nouns"]) if dataset == "epic" else None
     try:
         samples = load_samples(dataset, o["root"], o["split"], labels=o["labels"] or None,
@@ -184,7 +197,7 @@ def prepare(o: dict) -> dict:
     schedule_name = schedule if isinstance(schedule, str) else ",".join(map(str, schedule))
     known = dict(model=o["model"], dataset=dataset, root=resolved_root(o["root"]), split=o["split"], r=r,
                  schedule=schedule_name, mode=o["mode"], threshold=o["threshold"], seed=o["seed"], backend=backend,
-                 views=o["views"], crops=o["crops"])
+                 views=o["views"], crops=o["crops"], **partition_record(settings, o["saliency"]))
     try:  # a rerun into the same --out: refused now, not after the weights load
         check_resume(out, known, partial=True)
     except ResumeMismatch as err:

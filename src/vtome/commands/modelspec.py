@@ -1,12 +1,13 @@
 """What `--model` names, checked cheaply before any weights load: a preset, a local directory (HF
-`save_pretrained` or timm `save_for_hf`) or a HuggingFace hub id (HF models, and timm's `timm/...` ids).
+`save_pretrained`, timm `save_for_hf` or vtome's Motionformer), a HuggingFace hub id (HF models, and timm's
+`timm/...` ids) or an official Motionformer checkpoint file (.pyth: its cfg and shapes are read, memory-mapped).
 
     spec = resolve("timm/vit_base_patch16_224.augreg_in21k")   # config only; UserError when it cannot be
     meta = spec.empty()        # the architecture on the meta device: frames, layers, classes, a patch check
     model = spec.load("cpu")   # the weights (eval mode)
 
-Presets and HF checkpoints load through vtome.models.load_model; timm checkpoints through timm.create_model
-("local-dir:DIR" / "hf-hub:ID").
+Presets, HF and Motionformer checkpoints load through vtome.models.load_model; timm checkpoints through
+timm.create_model ("local-dir:DIR" / "hf-hub:ID").
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from torch import nn
 from vtome.commands.checks import UserError, fail
 from vtome.models import PRESETS, load_model
 
-ALLOWED = "a preset (see `vtome models`), a model directory (save_pretrained or timm save_for_hf) or a hub id"
+ALLOWED = ("a preset (see `vtome models`), a model directory (save_pretrained or timm save_for_hf), a hub id or a "
+           "Motionformer .pyth file")
 
 
 @dataclass
 class ModelSpec:
-    """name: as given; kind: "preset" | "hf" | "timm"; config: the HF config, or timm's config.json dict."""
+    """name: as given; kind: "preset" | "hf" | "timm" | "motionformer"; config: the HF config, timm's config.json
+    dict, or a MotionformerConfig."""
 
     name: str
     kind: str
@@ -43,6 +46,10 @@ class ModelSpec:
             with torch.device("meta"):
                 if self.kind == "preset":
                     model = PRESETS[self.name]()
+                elif self.kind == "motionformer":
+                    from vtome.models import Motionformer
+
+                    model = Motionformer(self.config)
                 elif self.kind == "timm":  # from the config in hand: no second look at the hub
                     import timm
 
@@ -67,6 +74,16 @@ class ModelSpec:
             vtome.unpatch(vtome.patch(model, **settings))
         except ValueError as err:
             raise UserError(f"--model {self.name}: {err}") from err
+        vectors = settings.get("saliency")
+        if vectors is not None:  # one vector per layer, as wide as the matching metric (keys averaged over heads)
+            from vtome.flops import arch
+
+            a = arch(model)
+            width = a.dim if settings.get("head_aggregation") == "concat" else a.dim // a.heads
+            if vectors.shape[0] < a.layers or vectors.shape[1] != width:
+                raise UserError(f"--saliency: vectors of shape {tuple(vectors.shape)} do not fit --model {self.name}"
+                                f": it needs ({a.layers}, {width}), one vector per layer as wide as its keys "
+                                "averaged over heads")
 
     def load(self, device: str = "cpu") -> nn.Module:
         """The model with its weights, in eval mode, on `device`."""
@@ -126,6 +143,13 @@ def _from_config_file(name: str, path: Path) -> ModelSpec:
     model_type = data.get("model_type")
     if model_type is None:
         raise fail("--model", name, "its config.json names no model_type (HF) nor architecture (timm)")
+    if model_type == "motionformer":
+        from vtome.models import MotionformerConfig
+
+        try:
+            return ModelSpec(name, "motionformer", MotionformerConfig.from_dict(data))
+        except (TypeError, ValueError) as err:
+            raise fail("--model", name, f"its config.json: {err}") from err
     from transformers import AutoConfig
 
     try:
@@ -133,6 +157,17 @@ def _from_config_file(name: str, path: Path) -> ModelSpec:
     except (OSError, ValueError, KeyError) as err:
         raise fail("--model", name, f"transformers cannot read its config ({_first_line(err)})") from err
     return ModelSpec(name, "hf", config)
+
+
+def _motionformer_file(name: str) -> ModelSpec:
+    """A file is taken for an official Motionformer checkpoint: its architecture, read without the weights."""
+    from vtome.models.pyth import pyth_config
+
+    try:
+        return ModelSpec(name, "motionformer", pyth_config(name))
+    except ValueError as err:
+        raise fail("--model", name, f"is a file but not a Motionformer checkpoint ({_first_line(err)}); give "
+                                    f"{ALLOWED}") from err
 
 
 def _hub_config(repo: str, local_only: bool) -> Path:
@@ -160,7 +195,7 @@ def resolve(name: str, local_only: bool = False) -> ModelSpec:
     path = Path(name)
     if path.exists():
         if not path.is_dir():
-            raise fail("--model", name, f"is a file; give {ALLOWED}")
+            return _motionformer_file(name)
         if not (path / "config.json").is_file():
             raise fail("--model", name, "has no config.json: not a model saved with save_pretrained (HF) or "
                                         "save_for_hf (timm)")
@@ -188,6 +223,8 @@ def label_names(spec: ModelSpec) -> dict[int, str]:
     if spec.kind == "hf":
         names = {int(i): str(n) for i, n in (getattr(spec.config, "id2label", None) or {}).items()}
         return {} if all(n == f"LABEL_{i}" for i, n in names.items()) else names
+    if spec.kind == "motionformer":
+        return dict(spec.config.id2label or {})
     if spec.kind == "timm":
         names = (spec.config.get("pretrained_cfg") or {}).get("label_names") or spec.config.get("label_names")
         return dict(enumerate(map(str, names))) if isinstance(names, list) else {}

@@ -191,7 +191,7 @@ def splice_command(
         chosen = _choose(source, records, choose, label_key, logits_key, logit_slice, seed)
         other = _partner_frames(meta, chosen, dataset, root, split, sampling)
     layout = token_layout(net)
-    mask = splice_mask(layout.frames, 1 if layout.divided else layout.tube, share, pattern, seed)
+    mask = splice_mask(layout.frames, layout.tube, share, pattern, seed)
     scale = a.auto_scale(net, scale)
     picture, score = spliced_picture(net, frames, other, mask, layer, fill, a.auto_border(scale, border), scale,
                                      seed, **kwargs)

@@ -4,7 +4,8 @@
     vtome sweep --bench --model videomae-b --steps 11 --out sweep/      # measured, A/B at every point
 
 r is swept as a fraction of the initial tokens merged per layer (0 to --max-fraction); the decreasing schedule
-starts at twice that, the increasing one ends there, both clamped to half the tokens as in every layer.
+starts at twice that, the increasing one ends there, both clamped as in every layer (to half the tokens; to
+1 - 1/gamma of them for a partition with factor gamma, `--partition stride --gamma 6`).
 Writes sweep.csv (one row per model, schedule and r) and sweep.png.
 """
 
@@ -20,37 +21,40 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vtome.bench import ATTN_IMPLS, DTYPES, BenchConfig, compare, prepare
-from vtome.commands.checks import UserError, at_least, one_of, output_dir, resolve_device
+from vtome.commands import partitionargs as p
+from vtome.commands.checks import UserError, at_least, merge_settings, one_of, output_dir, resolve_device
 from vtome.commands.modelspec import resolve
 from vtome.commands.output import Json, JsonOut, check_json_out, console, emit
-from vtome.flops import arch, flop_speedup, model_flops, schedule_tokens
+from vtome.flops import ALTERNATE, SplitRule, arch, flop_speedup, model_flops, schedule_tokens
 from vtome.schedule import SCHEDULES
 
 COLUMNS = (
-    "model", "schedule", "mode", "r", "percent", "batch_size", "attn_impl", "tokens", "gflops", "flop_speedup",
-    "flop_speedup_layers", "baseline_s", "patched_s", "speedup", "cpu_speedup", "efficiency", "baseline_frames_per_s",
-    "patched_frames_per_s", "merge_share",
+    "model", "schedule", "mode", "partition", "gamma", "r", "percent", "batch_size", "attn_impl", "tokens", "gflops",
+    "flop_speedup", "flop_speedup_layers", "baseline_s", "patched_s", "speedup", "cpu_speedup", "efficiency",
+    "baseline_frames_per_s", "patched_frames_per_s", "merge_share",
 )
 STYLES = {"constant": "-", "decreasing": "--", "increasing": ":"}
 
 
-def fractions(steps: int, max_fraction: float) -> list[float]:
+def fractions(steps: int, max_fraction: float, gamma: int = 2) -> list[float]:
     """steps values from 0 to max_fraction, rounded to 4 digits (0 is the shared unmerged point)."""
     if steps < 2:
         raise UserError(f"--steps {steps}: must be at least 2 (r = 0 and --max-fraction)")
-    if not 0 < max_fraction <= 0.5:
-        raise UserError(f"--max-fraction {max_fraction:g}: must be in (0, 0.5] (at most half the tokens merge in a "
-                        "layer)")
+    cap = 1 - 1 / gamma
+    if not 0 < max_fraction <= cap:
+        what = "half the tokens merge" if gamma == 2 else f"1 - 1/gamma = {cap:.3g} of the tokens leave"
+        raise UserError(f"--max-fraction {max_fraction:g}: must be in (0, {cap:.3g}] (at most {what} in a layer)")
     return [round(max_fraction * i / (steps - 1), 4) for i in range(steps)]
 
 
-def ideal_row(model, name: str, schedule: str, r: float) -> dict:
-    """The FLOP-ideal point of a model for r (a fraction) under a schedule, without running the model."""
-    tokens = schedule_tokens(arch(model), r or 0, schedule)
+def ideal_row(model, name: str, schedule: str, r: float, rule: SplitRule = ALTERNATE) -> dict:
+    """The FLOP-ideal point of a model for r (a fraction) under a schedule and partition, without running it."""
+    tokens = schedule_tokens(arch(model), r or 0, schedule, rule)
     return {
-        "model": name, "schedule": schedule, "mode": "merge", "r": r, "percent": 100 * r, "tokens": tokens,
-        "gflops": model_flops(model, tokens).gflops, "flop_speedup": flop_speedup(model, tokens),
-        "flop_speedup_layers": flop_speedup(model, tokens, layers_only=True),
+        "model": name, "schedule": schedule, "mode": "merge", "partition": rule.partition, "gamma": rule.gamma,
+        "r": r, "percent": 100 * r, "tokens": tokens, "gflops": model_flops(model, tokens, rule).gflops,
+        "flop_speedup": flop_speedup(model, tokens, rule=rule),
+        "flop_speedup_layers": flop_speedup(model, tokens, layers_only=True, rule=rule),
     }
 
 
@@ -110,7 +114,14 @@ def sweep_command(
     bench: Annotated[bool, typer.Option("--bench", help="Measure the speedup (A/B at every point).")] = False,
     schedules: Annotated[str, typer.Option(help="Comma-separated schedules.")] = ",".join(SCHEDULES),
     steps: Annotated[int, typer.Option(help="Values of r from 0 to --max-fraction.")] = 11,
-    max_fraction: Annotated[float, typer.Option(help="Largest r, a fraction of the initial tokens (<= 0.5).")] = 0.5,
+    max_fraction: Annotated[float, typer.Option(help="Largest r, a fraction of the initial tokens (<= 0.5; <= 1 - "
+                                                     "1/gamma with --gamma).")] = 0.5,
+    partition: p.Partition = "alternate",
+    gamma: p.Gamma = None,
+    merge_weighting: p.MergeWeighting = "size",
+    sample: p.Sample = True,
+    tau: p.Tau = 1.0,
+    saliency: p.Saliency = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 1,
     runs: Annotated[int, typer.Option(help="Timed pairs per point (--bench).")] = 1,
     warmup: Annotated[int, typer.Option(help="Untimed passes of each variant before the first point.")] = 1,
@@ -128,7 +139,10 @@ def sweep_command(
     bad = [s for s in names if s not in SCHEDULES] or ([] if names else [schedules])
     if bad:
         raise UserError(f"--schedules {schedules}: use one or more of {', '.join(SCHEDULES)}, comma separated")
-    values = fractions(steps, max_fraction)
+    # Sweep's passes run random input: no clip to take a motion prior from.
+    split = merge_settings(0, "constant", "merge", None, 0, partition, gamma, merge_weighting, sample, tau, saliency)
+    rule = SplitRule(partition, split["gamma"])
+    values = fractions(steps, max_fraction, rule.gamma)
     for option, value, low in (("--batch-size", batch_size, 1), ("--runs", runs, 1), ("--warmup", warmup, 0),
                                ("--threads", threads, 1)):
         at_least(option, value, low)
@@ -138,6 +152,8 @@ def sweep_command(
     output_dir("--out", out)
     check_json_out(json_out)
     specs = [resolve(name) for name in model or ["vivit-b"]]
+    for spec in specs:
+        spec.check_patch({**split, "r": max_fraction})
     rows: list[dict] = []
     total = len(specs) * (1 + (len(values) - 1) * len(names))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -146,7 +162,9 @@ def sweep_command(
         for spec in specs:
             name = spec.name
             config = BenchConfig(model=name, batch_size=batch_size, runs=runs, warmup=warmup, threads=threads,
-                                 dtype=dtype, device=device, attn_impl=attn_impl)
+                                 dtype=dtype, device=device, attn_impl=attn_impl, partition=partition,
+                                 gamma=rule.gamma, merge_weighting=merge_weighting, sample=sample, tau=tau,
+                                 saliency=split["saliency"])
             if bench:
                 net, x = prepare(config, load=lambda _, spec=spec: spec.load())
             else:  # FLOPs need only the architecture: no weights
@@ -154,7 +172,7 @@ def sweep_command(
             for i, r in enumerate(values):
                 for schedule in names if r else names[:1]:
                     progress.update(task, description=f"{name} {schedule} r={r}")
-                    row = ideal_row(net, name, schedule, r)
+                    row = ideal_row(net, name, schedule, r, rule)
                     if bench:
                         config.r, config.schedule, config.warmup = r, schedule, warmup if i == 0 else 0
                         result = compare(net, x, config)

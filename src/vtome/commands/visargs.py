@@ -9,7 +9,7 @@ from typing import Annotated
 import torch
 import typer
 
-from vtome.commands.checks import at_least, fail, one_of, output_file, resolve_device
+from vtome.commands.checks import UserError, at_least, fail, one_of, output_file, partition_label, resolve_device
 from vtome.commands.modelspec import ModelSpec, resolve
 from vtome.vis.clips import SAMPLING, SYNTHETIC, load_clip, synthetic_clip
 from vtome.vis.layout import token_layout
@@ -94,6 +94,28 @@ def clip_of(model: torch.nn.Module, video: str, sampling: str = "uniform", seed:
         raise fail(option, video, f"cannot read it ({type(err).__name__}: {err})") from err
 
 
+def clip_prior(spec: ModelSpec, video: str, frames: torch.Tensor, sampling: str = "uniform"):
+    """The motion prior of the clip `video` names (vtome.motion_prior, on the meta architecture, before the weights
+    load): a file's motion vectors, else the frame difference of `frames` (uint8 (T, h, w, 3) at the model's size,
+    as clip_of gives them)."""
+    import dataclasses
+
+    from vtome.data.transforms import clip_transform
+    from vtome.data.video import VideoError
+    from vtome.motion import motion_prior
+    from vtome.vis.clips import clip_sampler, is_image_model
+
+    model = spec.empty()
+    if is_image_model(model):
+        raise UserError(f"--partition motion: --model {spec.name} is an image model; a motion prior needs a clip")
+    if video.startswith("synthetic:"):  # already resized and cropped: only the model's crop applies
+        return motion_prior(frames, model, transform=dataclasses.replace(clip_transform(model), resize=None))
+    try:
+        return motion_prior(video, model, sampler=clip_sampler(model, sampling))
+    except (VideoError, IndexError, OSError, RuntimeError) as err:
+        raise fail("--video", video, f"cannot read its motion ({type(err).__name__}: {err})") from err
+
+
 def auto_scale(model: torch.nn.Module, scale: int | None) -> int:
     """The enlargement: as given, else enough to make frames about 256 px high (1 for larger frames)."""
     return scale if scale else max(1, round(256 / token_layout(model).height))
@@ -107,5 +129,7 @@ def describe(model: str, kwargs: dict) -> str:
     """A one-line title: model and merging settings."""
     schedule = kwargs["schedule"] if isinstance(kwargs["schedule"], str) else ",".join(map(str, kwargs["schedule"]))
     text = f"{model}  r={kwargs['r']:g} {schedule} {kwargs['mode']}"
-    return text + (f" t={kwargs['threshold']:g}" if kwargs.get("threshold") is not None else "")
+    text += f" t={kwargs['threshold']:g}" if kwargs.get("threshold") is not None else ""
+    partition = partition_label(kwargs)
+    return text + (f", partition {partition}" if partition else "")
 

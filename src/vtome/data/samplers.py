@@ -18,8 +18,8 @@ from torch import nn
 MODES = ("rate", "uniform")
 
 # Frames between sampled frames for Kinetics-style clips, per model_type (the checkpoints' training recipes:
-# ViViT-B 32x2, VideoMAE-B 16x4, TimeSformer-B 8x32).
-FAMILY_RATES = {"vivit": 2, "videomae": 4, "timesformer": 32}
+# ViViT-B 32x2, VideoMAE-B 16x4, TimeSformer-B 8x32, Motionformer-B 16x4).
+FAMILY_RATES = {"vivit": 2, "videomae": 4, "timesformer": 32, "motionformer": 4}
 
 # The sampling the paper's datasets use: K400 frames x rate, SSv2 and EPIC segments uniform over the clip.
 DATASET_MODES = {"k400": "rate", "ssv2": "uniform", "epic": "uniform", "folder": "rate"}
@@ -64,7 +64,7 @@ def default_sampler(model: nn.Module, dataset: str = "k400", views: int = 1, num
     """The sampler a model expects on a dataset: frames from its config, rate from its family, mode from the
     dataset (explicit arguments win)."""
     config = getattr(model, "config", None)
-    frames = num_frames or getattr(config, "num_frames", None)
+    frames = num_frames or getattr(config, "num_frames", None) or getattr(config, "frames_per_clip", None)
     if frames is None:
         raise ValueError("the model has no config.num_frames: pass num_frames")
     model_type = getattr(config, "model_type", "")

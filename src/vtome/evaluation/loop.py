@@ -23,6 +23,7 @@ import json
 import logging
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+import vtome
 from vtome.data.clips import ClipDataset, collate
 from vtome.data.samplers import FrameSampler
 from vtome.data.samples import Sample
@@ -47,12 +49,15 @@ from vtome.evaluation.results import (
     read_records,
     write_metrics,
 )
+from vtome.partition import Layout
 
 log = logging.getLogger("vtome.eval")
 
 SETTINGS = "settings.json"
 # Settings that may change between a run and its resumption (they do not change the predictions).
 RESUMABLE = {"date", "limit", "vtome_version", "name"}
+# Settings recorded since a later version, with the value every run before had (so that those runs still resume).
+ADDED = {"partition": "alternate", "gamma": 2, "merge_weighting": "size", "sample": True, "tau": 1.0, "saliency": None}
 
 
 class ResumeMismatch(ValueError):
@@ -69,8 +74,9 @@ def check_resume(out: str | Path, settings: dict, partial: bool = False) -> None
     path = Path(out) / SETTINGS
     if not path.is_file():
         return
-    before = {k: v for k, v in json.loads(path.read_text()).items() if k not in RESUMABLE}
     fixed = {k: v for k, v in json.loads(json.dumps(settings)).items() if k not in RESUMABLE}  # JSON types
+    recorded = {k: v for k, v in ADDED.items() if k in fixed} | json.loads(path.read_text())
+    before = {k: v for k, v in recorded.items() if k not in RESUMABLE}
     keys = fixed.keys() if partial else before.keys() | fixed.keys()
     changed = sorted(k for k in keys if before.get(k) != fixed.get(k))
     if changed:
@@ -117,6 +123,8 @@ def _run_shard(model, dataset, out, rank, world, batch_size, workers, heads, sav
                 video = batch["video"].to(device)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
+                if batch["prior"] is not None:  # (B, V, frames, height, width): the motion prior of every view
+                    vtome.set_prior(model, batch["prior"].flatten(0, 1).to(device))
                 start = time.perf_counter()
                 logits = forward(model, video)
                 if device.type == "cuda":
@@ -157,11 +165,14 @@ def evaluate(
     settings: dict | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    prior_grid: Layout | None = None,
 ) -> dict:
     """Evaluate `model` on `samples`; returns the metrics written to OUT/metrics.json (on every process).
 
     heads: (verbs, nouns) for EPIC models (outputs = verb logits then noun logits). retry_failed: evaluate clips
-    recorded as unreadable again. settings: recorded in metrics.json as they are."""
+    recorded as unreadable again. settings: recorded in metrics.json as they are. prior_grid: the model's token grid
+    when it is patched with partition="motion": every clip's motion prior is computed (vtome.motion) and set before
+    its forward pass; each record says its "prior_source" and metrics.json counts them ("prior_sources")."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rank, world, initialised = dist.setup()
@@ -176,7 +187,7 @@ def evaluate(
             consolidate(out, order)  # also repairs a line cut off by an interrupted run
         dist.barrier(world)
         pending = _pending(samples, out, retry_failed)[rank::world]
-        dataset = ClipDataset([samples[i] for i in pending], sampler, transform, crops, backend)
+        dataset = ClipDataset([samples[i] for i in pending], sampler, transform, crops, backend, prior_grid)
         wall = time.perf_counter()
         clips, seconds = _run_shard(model, dataset, out, rank, world, batch_size, workers, heads, save_logits,
                                     device, progress)
@@ -216,6 +227,9 @@ def _metrics(records, order, out, stats, batch_size, device, heads, settings) ->
     records = [r for r in records if r["id"] in wanted]
     metrics = {**settings, **accuracy(records, epic=heads is not None)}
     metrics["total"] = len(order)
+    sources = Counter(r["prior_source"] for r in records if r.get("prior_source"))
+    if sources:
+        metrics["prior_sources"] = dict(sorted(sources.items()))
     metrics["complete"] = metrics["evaluated"] == len(order)
     if heads is not None:
         metrics["verbs"], metrics["nouns"] = heads

@@ -53,6 +53,8 @@ def records(batch: dict, logits: torch.Tensor | None, heads: tuple[int, int] | N
         if batch.get("padded") is not None and bool(batch["padded"][i]):
             record["padded"] = True
         if readable:
+            if batch.get("prior_source") and batch["prior_source"][i]:
+                record["prior_source"] = batch["prior_source"][i]  # where the motion prior came from
             if save_logits:
                 record["logits"] = logits[row].tolist()
             row += 1

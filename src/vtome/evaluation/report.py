@@ -32,7 +32,7 @@ REDUCTIONS = {"random_drop": "random drop", "drop": "drop", "random_merge": "ran
               "hybrid": "hybrid"}
 MODEL_ORDER = ["TimeSformer", "Motionformer", "VideoMAE", "ViViT"]
 SCHEDULE_MARK = {"constant": "", "decreasing": " ↓", "increasing": " ↑"}
-DIVIDED = {"timesformer"}  # r is per frame: shown as r x frames
+DIVIDED = {"timesformer", "motionformer"}  # r is per frame: shown as r x frames (Motionformer: token slots)
 
 
 def load_results(paths: list[str | Path]) -> list[dict]:
@@ -68,8 +68,9 @@ def _r_label(m: dict) -> str:
     if _is_baseline(m):
         return "0"
     text = f"{100 * r:g}%" if isinstance(r, float) and r < 1 else str(r)
-    if m.get("model_type") in DIVIDED and m.get("num_frames") and not (isinstance(r, float) and r < 1):
-        text = f"{text}×{m['num_frames']}"
+    frames = m.get("merge_frames") or m.get("num_frames")
+    if m.get("model_type") in DIVIDED and frames and not (isinstance(r, float) and r < 1):
+        text = f"{text}×{frames}"
     return text
 
 

@@ -9,6 +9,8 @@ predictions.jsonl keys, per clip:
     top5      list[int]  top-5 predictions, best first ([] when unreadable; fewer with fewer classes)
     error     str        only on unreadable clips: "<ExceptionType>: <reason>"
     padded    bool       only on clips with fewer frames than the sampling needs (some frames repeat): true
+    prior_source str     only with --partition motion: where the clip's motion prior came from (motion_vectors or
+                         frame_difference; see vtome.motion)
   EPIC only: verb_label, verb_pred, verb_top5, noun_label, noun_pred, noun_top5 (same meanings per head)
   with --save-logits: logits  list[float]  classifier outputs, averaged over views (EPIC: verbs then nouns)
 With several processes each writes predictions.rank<K>.jsonl during the run; they are merged into

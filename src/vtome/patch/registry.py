@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from torch import nn
 
-from vtome.patch import timesformer, timm_vit, videomae, vivit
+from vtome.patch import motionformer, timesformer, timm_vit, videomae, vivit, vjepa2
 from vtome.patch.family import Family
 
-FAMILIES: list[Family] = [vivit.FAMILY, videomae.FAMILY, timesformer.FAMILY, timm_vit.FAMILY]
+FAMILIES: list[Family] = [vivit.FAMILY, videomae.FAMILY, timesformer.FAMILY, motionformer.FAMILY, vjepa2.FAMILY,
+                          timm_vit.FAMILY]
 
 SUPPORTED = (
     "transformers VivitModel / VivitForVideoClassification, VideoMAEModel / VideoMAEForVideoClassification, "
     "TimesformerModel / TimesformerForVideoClassification (divided space-time), "
+    "vtome's Motionformer (divided space-time; loads the official checkpoints), "
+    "VJEPA2Model (encoder) / VJEPA2ForVideoClassification (rotary positions, attentive pooler), "
     "timm VisionTransformer (class token or none)"
 )
 

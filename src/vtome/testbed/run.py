@@ -47,7 +47,7 @@ def run_testbed(
             model = load_testbed_model(name, dataset, root)
             shape = arch(model)
             for row in evaluate_variants(model, frames, labels, table_variants(name, r), batch_size, seed):
-                row.update(model=name, dataset=dataset, frames=model.config.num_frames,
+                row.update(model=name, dataset=dataset, frames=shape.frames,
                            r_count=tokens_to_merge(r, shape.patches // shape.frames),
                            flop_speedup=_flop_speedup(model, row))
                 results.append(row)
@@ -56,13 +56,13 @@ def run_testbed(
 
 def write_pictures(out: str | Path, r: float = R, clip: int = TEMPORAL_CLASSES.index("clockwise"),
                    root: str | Path | None = None) -> list[Path]:
-    """The final merged tokens of ViViT (joint: groups span frames) and TimeSformer (divided: each frame on
-    its own) on one temporal test clip. Returns the PNG and GIF paths."""
+    """The final merged tokens of ViViT (joint: groups span frames), TimeSformer and Motionformer (divided: each
+    frame, or slot of two frames, on its own) on one temporal test clip. Returns the PNG and GIF paths."""
     from vtome.vis.picture import merged_picture, write
 
     frames, label = make_clip("temporal", clip, "test")
     paths = []
-    for name in ("vivit", "timesformer"):
+    for name in ("vivit", "timesformer", "motionformer"):
         model = load_testbed_model(name, "temporal", root)
         taken = torch.from_numpy(frames[frame_indices(model)])
         picture = merged_picture(model, taken, r=r, scale=4, border=1)

@@ -1,14 +1,16 @@
 """The demo's results in the layout of the paper's Table 1: model x reduction rows, one column per dataset.
 
-A result is a dict from `evaluate_variants` plus "model" (vivit | videomae | timesformer), "dataset"
-(appearance | temporal), "r_count" (tokens per layer the fraction stands for; per frame for TimeSformer),
-"frames" (TimeSformer's frames) and "flop_speedup".
+A result is a dict from `evaluate_variants` plus "model" (vivit | videomae | timesformer | motionformer), "dataset"
+(appearance | temporal), "r_count" (tokens per layer the fraction stands for; per frame for the divided models),
+"frames" (the frames that merge on their own: TimeSformer's frames, Motionformer's token slots) and "flop_speedup".
 """
 
 from __future__ import annotations
 
-MODEL_ORDER = ("timesformer", "videomae", "vivit")  # the paper's order: divided space-time first
-MODEL_NAMES = {"timesformer": "TimeSformer", "videomae": "VideoMAE", "vivit": "ViViT"}
+MODEL_ORDER = ("timesformer", "motionformer", "videomae", "vivit", "vjepa2")  # the paper's order: divided first
+MODEL_NAMES = {"timesformer": "TimeSformer", "motionformer": "Motionformer", "videomae": "VideoMAE", "vivit": "ViViT",
+               "vjepa2": "V-JEPA 2"}
+DIVIDED = ("timesformer", "motionformer")  # r is per frame: shown as r x frames
 DATASET_COLUMNS = {"appearance": "Appearance", "temporal": "Temporal"}
 SCHEDULE_MARKS = {"constant": "", "decreasing": " ↓", "increasing": " ↑"}
 # Speedup: measured (forward time of the baseline / of the row); FLOPs: the ideal speedup of the row's token counts.
@@ -23,7 +25,7 @@ def _r_label(result: dict) -> str:
     if result["mode"] is None:
         return "0"
     count = str(result["r_count"])
-    return f"{count}×{result['frames']}" if result["model"] == "timesformer" else count
+    return f"{count}×{result['frames']}" if result["model"] in DIVIDED else count
 
 
 def speedups(results: list[dict]) -> dict[tuple, float]:
@@ -83,12 +85,12 @@ def cell(row: dict, column: str, bold: tuple[str, str] = ("**", "**")) -> str:
     return str(value)
 
 
-def to_markdown(rows: list[dict]) -> str:
+def to_markdown(rows: list[dict], columns: list[str] = COLUMNS) -> str:
     """A markdown table; the model name is written once per group, as in the paper."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join(" --- " for _ in COLUMNS) + "|"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
     previous = None
     for row in rows:
-        values = [cell(row, c) for c in COLUMNS]
+        values = [cell(row, c) for c in columns]
         if row["Model"] == previous:
             values[0] = ""
         previous = row["Model"]

@@ -67,18 +67,22 @@ def load_clip(path: str | Path, model: nn.Module, sampling: str = "uniform") -> 
     sampling: "uniform" (one frame per equal segment of the video) or "rate" (consecutive frames at the
     model family's usual rate, around the centre).
     """
-    from vtome.data.samplers import default_sampler
     from vtome.data.video import read_video
 
     if sampling not in SAMPLING:
         raise ValueError(f"sampling must be one of {SAMPLING}; got {sampling!r}")
-    layout = token_layout(model)
     if is_image_model(model) and Path(path).suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp"):
         from vtome.data.video import read_frames
 
         return fit(read_frames([path]), model)
-    sampler = default_sampler(model, num_frames=layout.frames, mode=sampling)
-    return fit(read_video(path, indices=sampler), model)
+    return fit(read_video(path, indices=clip_sampler(model, sampling)), model)
+
+
+def clip_sampler(model: nn.Module, sampling: str = "uniform"):
+    """The frames `load_clip` takes from a video for `model` (a FrameSampler)."""
+    from vtome.data.samplers import default_sampler
+
+    return default_sampler(model, num_frames=token_layout(model).frames, mode=sampling)
 
 
 def model_input(frames: torch.Tensor, model: nn.Module) -> torch.Tensor:

@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import vtome
@@ -31,7 +32,11 @@ _METRICS: dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
     "videomae": lambda layer, x: layer.attention.attention(layer.layernorm_before(x))[2],
     # Per-frame patches only: the class token takes part in attention but not in the metric.
     "timesformer": lambda layer, x: layer.attention.attention(layer.layernorm_before(x))[2],
+    # One slot at a time behind a blank class token: the keys of its patches (a key depends on its own token only).
+    "motionformer": lambda block, x: block.attn(block.norm1(F.pad(x, (0, 0, 1, 0))), 1)[2],
     "timm-vit": lambda block, x: block.attn(block.norm1(x))[1],
+    # The metric is the keys before rotation: any positions do (zeros here); only the unused output depends on them.
+    "vjepa2": lambda layer, x: layer.attention(layer.norm1(x), position=x.new_zeros(*x.shape[:2], 3))[2],
 }
 
 
@@ -41,8 +46,12 @@ class _Captured(Exception):
 
 
 def layers_of(model: nn.Module) -> list[nn.Module]:
-    """The transformer layers of a patched model, in order."""
-    found = {m._vtome_layer: m for m in model.modules() if "_vtome_layer" in m.__dict__}
+    """The transformer layers of a patched model, in order (a layer's attention carries its index too: modules()
+    lists the layer first)."""
+    found: dict[int, nn.Module] = {}
+    for m in model.modules():
+        if "_vtome_layer" in m.__dict__:
+            found.setdefault(m._vtome_layer, m)
     return [found[i] for i in range(len(found))]
 
 
@@ -71,10 +80,13 @@ def layer_input(model: nn.Module, layer: int, x: torch.Tensor) -> torch.Tensor:
     raise RuntimeError(f"layer {layer} was not reached")
 
 
-def _per_frame(tokens: torch.Tensor, frames: int) -> torch.Tensor:
-    """TimeSformer hidden states (batch, 1 + S * T, D), frame index fastest -> patches (batch * T, S, D)."""
+def _per_frame(tokens: torch.Tensor, frames: int, frame_major: bool = False) -> torch.Tensor:
+    """Divided models' hidden states (batch, 1 + S * T, D) -> patches (batch * T, S, D). TimeSformer's frame index
+    runs fastest; Motionformer's slowest (frame_major)."""
     batch, length, dim = tokens.shape
     slots = (length - 1) // frames
+    if frame_major:
+        return tokens[:, 1:].reshape(batch * frames, slots, dim)
     return tokens[:, 1:].reshape(batch, slots, frames, dim).transpose(1, 2).reshape(batch * frames, slots, dim)
 
 
@@ -100,6 +112,8 @@ def duplicate_layer(model: nn.Module, x: torch.Tensor, layer: int, copies: int, 
         tokens = layer_input(model, 0 if start == "embeddings" else layer - 1, x)
         if family == "timesformer":
             tokens = _per_frame(tokens, model.config.num_frames)
+        elif family == "motionformer":
+            tokens = _per_frame(tokens, model.config.temporal_resolution, frame_major=True)
         settings = dataclasses.replace(outer.settings, r=r, schedule=schedule, trace_source=True)
         state = MergeState(settings, copies, outer.protected, outer.groups, tokens.shape[1])
         module, metric = layers_of(model)[layer - 1], _METRICS[family]

@@ -1,7 +1,7 @@
 """From sources to groups: which input tokens (and so which pixels) ended up in the same merged token.
 
 A group id names one final token of a clip. Ids are unique within a clip: for divided models, where each frame
-merges on its own, the ids of frame f are offset by f * N. -1 marks input tokens that were dropped.
+(token slot) merges on its own, the ids of slot f are offset by f * N. -1 marks input tokens that were dropped.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ def assignment_from_source(source: torch.Tensor) -> torch.Tensor:
 def token_groups(assignment: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
     """(rows, N0) assignment -> (clips, U, h, w) group id of every patch token, U time units of the clip.
 
-    A time unit covers `layout.tube` frames for joint models and one frame for divided ones. The class token
-    (covering no pixels) is left out.
+    A time unit covers `layout.tube` frames (a divided model's unit is its token slot: one frame for TimeSformer).
+    The class token (covering no pixels) is left out.
     """
     t, h, w = layout.grid
     if assignment.shape[1] != layout.num_tokens:
@@ -30,7 +30,7 @@ def token_groups(assignment: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
     patches = assignment[:, int(layout.class_token):]
     if not layout.divided:
         return patches.reshape(-1, t, h, w)
-    frames = layout.frames
+    frames = layout.rows_per_clip
     if patches.shape[0] % frames:
         raise ValueError(f"{patches.shape[0]} source rows is not a whole number of {frames}-frame clips")
     per_frame = patches.reshape(-1, frames, h * w)
@@ -43,7 +43,7 @@ def pixel_groups(groups: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
 
     Pixels no token covers (a frame size that is not a multiple of the patch) get -1.
     """
-    span = 1 if layout.divided else layout.tube
+    span = layout.tube
     ph, pw = layout.patch
     pixels = groups.repeat_interleave(span, 1).repeat_interleave(ph, 2).repeat_interleave(pw, 3)
     out = pixels.new_full((groups.shape[0], layout.frames, layout.height, layout.width), -1)

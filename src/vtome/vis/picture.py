@@ -47,11 +47,13 @@ def draw(model: nn.Module, frames: torch.Tensor, traced: Trace, fill: str = "mea
 
 
 def merged_picture(model: nn.Module, frames: torch.Tensor, layer: int | None = None, fill: str = "mean",
-                   border: int = 1, scale: int = 1, colours: int = 0, **patch_kwargs) -> Picture:
-    """Run `model` patched with patch_kwargs (r, schedule, mode, ...) on frames (T, h, w, 3) uint8 at its input
-    size and draw the tokens after `layer` (1-based; None: the final tokens). The model stays patched.
-    fill, border, scale: see render.render; colours: seed of the border colours."""
-    traced = trace(model, model_input(frames, model), layer, **patch_kwargs)
+                   border: int = 1, scale: int = 1, colours: int = 0, prior: torch.Tensor | None = None,
+                   **patch_kwargs) -> Picture:
+    """Run `model` patched with patch_kwargs (r, schedule, mode, partition, ...) on frames (T, h, w, 3) uint8 at its
+    input size and draw the tokens after `layer` (1-based; None: the final tokens). The model stays patched.
+    fill, border, scale: see render.render; colours: seed of the border colours; prior: the clip's motion prior
+    (partition="motion")."""
+    traced = trace(model, model_input(frames, model), layer, prior, **patch_kwargs)
     return draw(model, frames, traced, fill, border, scale, colours)
 
 

@@ -129,5 +129,5 @@ def spliced_picture(model, clip: torch.Tensor, other: torch.Tensor, mask: torch.
 
     layout = token_layout(model)
     picture = merged_picture(model, splice(clip, other, mask), layer, fill, border, scale, colours, **patch_kwargs)
-    origin = unit_origin(mask, 1 if layout.divided else layout.tube)
+    origin = unit_origin(mask, layout.tube)
     return picture, spanning_share(picture.units, origin)

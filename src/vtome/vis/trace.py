@@ -28,10 +28,14 @@ def num_layers(model: nn.Module) -> int:
     return model._vtome.num_layers
 
 
-def trace(model: nn.Module, x: torch.Tensor, layer: int | None = None, **patch_kwargs) -> Trace:
-    """Patch `model` with source tracing (patch_kwargs go to vtome.patch: r, schedule, mode, ...), run x and
-    return the assignment after `layer` (1-based; None: the last layer). The model stays patched."""
+def trace(model: nn.Module, x: torch.Tensor, layer: int | None = None, prior: torch.Tensor | None = None,
+          **patch_kwargs) -> Trace:
+    """Patch `model` with source tracing (patch_kwargs go to vtome.patch: r, schedule, mode, partition, ...), run x
+    and return the assignment after `layer` (1-based; None: the last layer). The model stays patched.
+    prior: the motion prior of x (partition="motion"; see vtome.motion_prior)."""
     vtome.patch(model, trace_source=True, **patch_kwargs)
+    if prior is not None:
+        vtome.set_prior(model, prior)
     depth = num_layers(model)
     layer = depth if layer is None else layer
     if not 0 <= layer <= depth:
