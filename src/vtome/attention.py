@@ -1,7 +1,8 @@
-"""Self-attention with proportional attention: softmax(QK^T * scale + log size).
+"""Self-attention with proportional attention: softmax(QK^T * scale + log size [+ key_bias]).
 
 log(size) goes to scaled_dot_product_attention as an additive float mask (one value per key), so merged models
-keep the fused kernel. The explicit matmul + softmax path is used only when attention maps are wanted.
+keep the fused kernel. The explicit matmul + softmax path is used only when attention maps are wanted. key_bias is
+any further per-key bias (VTM's saliency-guided attention in the auxiliary path of vtome.vtm training).
 """
 
 from __future__ import annotations
@@ -36,13 +37,18 @@ def attend(
     dropout: float = 0.0,
     eager: bool = False,
     skip_first_query: bool = False,
+    key_bias: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """q, k, v: (batch, heads, N, head_dim); size: (batch, N, 1) or None (see size_bias for skip_first_query).
+    key_bias: (batch, N) or None, added to every query's logit for key j after the scaling (differentiable).
 
     Returns the attention output (batch, heads, N, head_dim) and, when eager, the weights
     (batch, heads, N, N).
     """
     bias = size_bias(size, q.dtype, skip_first_query)
+    if key_bias is not None:
+        extra = key_bias.to(q.dtype)[:, None, None, :]
+        bias = extra if bias is None else bias + extra
     if not eager:
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, scale=scale)
         return out, None

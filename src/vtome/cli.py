@@ -12,7 +12,7 @@ import sys
 import typer
 
 import vtome
-from vtome.commands import bench, confusion, curves, demo, splice, sweep, vis, vis_duplicate
+from vtome.commands import bench, confusion, curves, demo, splice, sweep, vis, vis_duplicate, vtm
 from vtome.commands import eval as eval_cmd
 from vtome.commands import models as models_cmd
 from vtome.commands import report as report_cmd
@@ -34,6 +34,7 @@ app.command("curves")(curves.curves_command)
 app.command("eval")(eval_cmd.eval_command)
 app.command("report")(report_cmd.report_command)
 app.command("models")(models_cmd.models_command)
+app.add_typer(vtm.app, name="vtm")
 
 
 def _version(value: bool) -> None:

@@ -56,6 +56,13 @@ class Matching:
         return self.src_idx.shape[1]
 
 
+def repeat(m: Matching, times: int) -> Matching:
+    """The same matching for `times` copies of the batch stacked along the batch dimension."""
+    split = m.split and Split(m.split.a_pos.repeat(times, 1), m.split.b_pos.repeat(times, 1), m.split.limit)
+    index = (t.repeat(times, 1) for t in (m.unm_idx, m.src_idx, m.dst_idx, m.score))
+    return Matching(*index, num_b=m.num_b, split=split)
+
+
 @dataclass(frozen=True)
 class RandomDraw:
     """Random pairing and edge choice (random_merge / random_drop) instead of similarities.

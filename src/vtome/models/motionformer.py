@@ -102,13 +102,14 @@ class TrajectoryAttention(nn.Module):
 
     def attend(
         self, x: torch.Tensor, frames: int, cls_bias: torch.Tensor | None = None,
-        spatial_bias: torch.Tensor | None = None, eager: bool = False,
+        spatial_bias: torch.Tensor | None = None, eager: bool = False, patch_bias=None,
     ) -> tuple[torch.Tensor, AttentionMaps | None, torch.Tensor]:
         """x (B, 1 + F P, C), the class token first and P patches per slot (any P).
 
         cls_bias: (B, 1, 1, 1 + F P) added to the class token's logits; spatial_bias: (B, F, P) added to the
-        spatial logits of each slot's keys. Returns the output (B, 1 + F P, C), the weights when eager, and the
-        patch keys (B, h, F P, d) of the spatial step.
+        spatial logits of each slot's keys; patch_bias: a function of the patch keys (B, h, F P, d) giving a further
+        bias (B, F P) of every patch key, or None, added to both (vtome.vtm's saliency-guided attention). Returns
+        the output (B, 1 + F P, C), the weights when eager, and the patch keys (B, h, F P, d) of the spatial step.
         """
         batch, length, channels = x.shape
         n = length - 1
@@ -116,6 +117,10 @@ class TrajectoryAttention(nn.Module):
             raise ValueError(f"Motionformer attention: {n} patch tokens do not split into {frames} slots")
         per_frame = n // frames
         q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        extra = None if patch_bias is None else patch_bias(k[:, :, 1:])
+        if extra is not None:
+            spatial_bias = extra.unflatten(1, (frames, per_frame)) + (0 if spatial_bias is None else spatial_bias)
+            cls_bias = F.pad(extra, (1, 0))[:, None, None, :] + (0 if cls_bias is None else cls_bias)
         cls_out, cls_maps = class_attention(q[:, :, :1], k, v, cls_bias, self.scale, eager)
         patch_k = k[:, :, 1:]
         y, spatial_maps = spatial_attention(

@@ -159,6 +159,8 @@ def unpatch(model: nn.Module) -> nn.Module:
     state = _state(model)
     if state is None:
         return model
+    for handle in state.hooks:
+        handle.remove()
     for module, original in reversed(state.patched):
         module.__class__ = original
         module.__dict__.pop("_vtome", None)

@@ -55,8 +55,19 @@ class TrajectoryAttention:
             if not state.settings.paper:  # the paper's code leaves the class token's attention unweighted
                 cls_bias = F.pad(log, (1, 0))[:, None, None, :]
         out, maps, keys = self.attend(x, frames, cls_bias, spatial_bias,
-                                      eager=state.eager(self.eager) or output_attentions)
+                                      eager=state.eager(self.eager) or output_attentions,
+                                      patch_bias=lambda k: self._saliency_bias(k, frames))
         return out, maps, key_metric(keys, state.settings.head_aggregation)
+
+    def _saliency_bias(self, keys: torch.Tensor, frames: int) -> torch.Tensor | None:
+        """The auxiliary path's per-key bias (vtome.vtm) of patch keys (B, h, F P, d): (B, F P), or None. The
+        saliency is read per merged row (frame), as the matching is."""
+        state: MergeState = self._vtome
+        batch, heads, n, width = keys.shape
+        paper = state.settings.paper
+        rows = group(keys.transpose(1, 2).reshape(batch, n, heads * width), frames, paper)  # (B F, P, h d)
+        bias = state.key_bias(self._vtome_layer, rows.unflatten(2, (heads, width)).transpose(1, 2))
+        return None if bias is None else ungroup(bias[..., None], frames, paper)[..., 0]
 
 
 class Block:
@@ -91,7 +102,7 @@ def _apply(model: nn.Module, settings: Settings) -> MergeState:
     for i, block in enumerate(model.blocks):
         swap_class(block, Block, state)
         swap_class(block.attn, TrajectoryAttention, state)
-        block._vtome_layer = i
+        block._vtome_layer = block.attn._vtome_layer = i
     return state
 
 

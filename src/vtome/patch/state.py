@@ -8,6 +8,11 @@ layer i, written by layer i - 1. A layer reads only its own record, so its merge
 running a layer again (gradient checkpointing recomputes it during backward) gives the same merge, and a
 compiled forward has no state to guard on except the settings. Layer 0 starts a new record set; the same
 layer recomputed inside backward does not.
+
+The auxiliary path (vtome.vtm, training saliency heads): a forward pass whose batch was doubled before layer 1
+(`doubled`) runs the main path in rows [0, B) and the auxiliary path in rows [B, 2B). Every layer matches on the
+main rows and applies that matching to both halves, and each adapter's attention adds `key_bias` (the saliency
+s_j of every key, in the auxiliary rows only) to its logits.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from dataclasses import dataclass
 import torch
 
 from vtome import partition, reduce
-from vtome.matching import Matching, RandomDraw, Split, bipartite_match
+from vtome.attention import key_metric
+from vtome.matching import Matching, RandomDraw, Split, bipartite_match, repeat
 from vtome.schedule import Schedule, layer_r
 
 MODES = ("merge", "drop", "random_drop", "random_merge", "hybrid")
@@ -120,6 +126,10 @@ class MergeState:
         self.layout: partition.Layout | None = None  # the family's token grid (region and motion partitions)
         self.saliency = None  # saliency partition: an object with scores(layer, keys) -> (batch, N)
         self.prior: torch.Tensor | None = None  # motion partition: the prior of the next forward pass
+        self.auxiliary = False  # vtome.vtm.enable_auxiliary: training-mode passes double the batch before layer 1
+        self.doubled = False  # set before layer 1 by vtome.vtm: this forward pass holds [main; auxiliary] rows
+        self.main_rows: int | None = None  # merged rows of the main path in this forward pass (None: no auxiliary)
+        self.hooks: list = []  # handles of hooks on the model, removed by unpatch
 
     def _layer_r(self, num_tokens: int) -> list[int]:
         s = self.settings
@@ -154,6 +164,7 @@ class MergeState:
         batch, n = x.shape[:2]
         s = self.settings
         self.r = self._layer_r(n)
+        self.main_rows = batch // 2 if self.doubled else None
         index = torch.arange(n, device=x.device).expand(batch, n)
         assignment = index.clone() if s.trace_source else None
         size = torch.ones(batch, n, 1, device=x.device, dtype=torch.float32)
@@ -185,12 +196,30 @@ class MergeState:
         """(batch, N, k) float32: where the tokens entering layer sit (None unless positions were given)."""
         return self.records[layer].position
 
+    def key_bias(self, layer: int | None, k: torch.Tensor, prefix: int = 0) -> torch.Tensor | None:
+        """The extra per-key attention bias of layer, for attend(key_bias=...): None except in the auxiliary path.
+
+        k: (batch, heads, N, head_dim), the layer's keys; the first `prefix` of them stand outside the merged
+        sequence (TimeSformer's class token) and get no bias; layer None: an attention that does not merge.
+        Returns (batch, N): 0 in the main rows, s_j = saliency of key j (computed from the main rows' keys, with
+        its gradient) in the auxiliary rows.
+        """
+        main = self.main_rows
+        if main is None or layer is None:
+            return None
+        s = self.saliency.scores(layer, key_metric(k[:main, :, prefix:], self.settings.head_aggregation))
+        s = torch.nn.functional.pad(s.to(k.dtype), (prefix, 0))
+        return torch.cat([torch.zeros_like(s), s])
+
     def reduce(self, layer: int, x: torch.Tensor, metric: torch.Tensor) -> torch.Tensor:
         """Reduce x (batch, N, C) by layer's r using metric (batch, N, C'); returns (batch, N - r', C) and records
         what enters the next layer."""
         record = self.records[layer]
         r = self.r[layer] if layer < len(self.r) else 0
-        m = self.match(layer, metric, r, record) if r > 0 else None
+        main = self.main_rows
+        m = self.match(layer, metric if main is None else metric[:main], r, record) if r > 0 else None
+        if m is not None and main is not None:
+            m = repeat(m, 2)  # the main rows' matching for the auxiliary rows too
         if m is not None:
             x, record = self._apply(x, m, record)
         elif record.targets is not None:

@@ -29,6 +29,7 @@ class TimesformerSelfAttention:
             dropout=self.attn_drop.p if self.training else 0.0,
             eager=state.eager(False) or output_attentions,
             skip_first_query=state.settings.paper,
+            key_bias=state.key_bias(self.__dict__.get("_vtome_layer"), k, prefix=1),  # None in temporal attention
         )
         return out.transpose(1, 2).reshape(batch, n, dim), weights, key_metric(k, state.settings.head_aggregation)
 
@@ -103,7 +104,7 @@ def _apply(model: nn.Module, settings: Settings) -> MergeState:
         swap_class(layer, TimesformerLayer, state)
         swap_class(layer.attention.attention, TimesformerSelfAttention, state)
         swap_class(layer.temporal_attention.attention, TimesformerSelfAttention, state)
-        layer._vtome_layer = i
+        layer._vtome_layer = layer.attention.attention._vtome_layer = i
     return state
 
 

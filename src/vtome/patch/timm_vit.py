@@ -26,6 +26,7 @@ class Attention:
             q, k, v, size, self.scale,
             dropout=self.attn_drop.p if self.training else 0.0,
             eager=state.eager(not self.fused_attn),
+            key_bias=state.key_bias(self._vtome_layer, k),
         )
         out = self.norm(out.transpose(1, 2).reshape(batch, n, self.attn_dim))
         if gate is not None:
@@ -83,7 +84,7 @@ def _apply(model: nn.Module, settings: Settings) -> MergeState:
     for i, block in enumerate(blocks):
         swap_class(block, Block, state)
         swap_class(block.attn, Attention, state)
-        block._vtome_layer = i
+        block._vtome_layer = block.attn._vtome_layer = i
     return state
 
 

@@ -24,6 +24,7 @@ class VivitAttention:
             q, k, v, size, self.scaling,
             dropout=self.attention_dropout if self.training else 0.0,
             eager=state.eager(self.config._attn_implementation == "eager") or wants_attentions(self.config, kwargs),
+            key_bias=state.key_bias(self._vtome_layer, k),
         )
         out = self.o_proj(out.transpose(1, 2).reshape(*hidden_states.shape[:-1], -1))
         return out, weights, key_metric(k, state.settings.head_aggregation)
@@ -68,7 +69,7 @@ def _apply(model: nn.Module, settings: Settings) -> MergeState:
     for i, layer in enumerate(base.layers):
         swap_class(layer, VivitLayer, state)
         swap_class(layer.attention, VivitAttention, state)
-        layer._vtome_layer = i
+        layer._vtome_layer = layer.attention._vtome_layer = i
     return state
 
 

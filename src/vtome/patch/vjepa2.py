@@ -89,6 +89,7 @@ class VJEPA2RopeAttention:
             rotated_q, rotated_k, v, size, self.scaling,
             dropout=self.dropout_prob if self.training else 0.0,
             eager=state.eager(self.config._attn_implementation == "eager") or wants_attentions(self.config, kwargs),
+            key_bias=state.key_bias(self._vtome_layer, k),  # saliency from the unrotated keys, as the metric
         )
         out = self.proj(out.transpose(1, 2).reshape(*hidden_states.shape[:-1], self.all_head_size))
         return out, weights, key_metric(k, state.settings.head_aggregation)
@@ -239,7 +240,7 @@ def _apply(model: nn.Module, settings: Settings) -> MergeState:
     for i, layer in enumerate(layers):
         swap_class(layer, VJEPA2Layer, state)
         swap_class(layer.attention, VJEPA2RopeAttention, state)
-        layer._vtome_layer = i
+        layer._vtome_layer = layer.attention._vtome_layer = i
     return state
 
 

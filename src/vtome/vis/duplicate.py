@@ -46,8 +46,12 @@ class _Captured(Exception):
 
 
 def layers_of(model: nn.Module) -> list[nn.Module]:
-    """The transformer layers of a patched model, in order."""
-    found = {m._vtome_layer: m for m in model.modules() if "_vtome_layer" in m.__dict__}
+    """The transformer layers of a patched model, in order (a layer's attention carries its index too: modules()
+    lists the layer first)."""
+    found: dict[int, nn.Module] = {}
+    for m in model.modules():
+        if "_vtome_layer" in m.__dict__:
+            found.setdefault(m._vtome_layer, m)
     return [found[i] for i in range(len(found))]
 
 
