@@ -27,6 +27,7 @@ from vtome.commands.modelspec import resolve
 from vtome.commands.output import Json, JsonOut, check_json_out, console, emit
 from vtome.flops import ALTERNATE, SplitRule, arch, flop_speedup, model_flops, schedule_tokens
 from vtome.schedule import SCHEDULES
+from vtome.vis.figure import save_figure
 
 COLUMNS = (
     "model", "schedule", "mode", "partition", "gamma", "r", "percent", "batch_size", "attn_impl", "tokens", "gflops",
@@ -91,11 +92,7 @@ def plot(rows: list[dict], path: Path) -> Path:
     speed_ax.legend(fontsize=7)
     for ax in axes[0]:
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_csv(rows: list[dict], path: Path) -> Path:

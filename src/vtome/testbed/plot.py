@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vtome.testbed.table import DATASET_COLUMNS, MODEL_NAMES, MODEL_ORDER, SCHEDULE_MARKS, speedups
+from vtome.vis.figure import save_figure
 
 MARKERS = {"-": "*", "random drop": "v", "drop": "^", "random merge": "x", "merge": "o", "hybrid": "s"}
 
@@ -41,9 +42,4 @@ def plot_accuracy_speedup(results: list[dict], path: str | Path) -> Path:
     handles, labels = axes[0][-1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
     fig.suptitle("vtome testbed: accuracy against speedup (hollow: merge with the ↓ / ↑ schedules)", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, bbox_inches="tight")

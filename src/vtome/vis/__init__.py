@@ -10,4 +10,5 @@ duplicate.py  layer duplication (Fig. 7): Q merge-only copies of one layer
 splice.py     clip splicing (Fig. 8): partner choice and the share of groups spanning both clips
 confusion.py  confusion-matrix change between two prediction files (Fig. 4 / 10)
 curves.py     accuracy and speedup against r (Fig. 3)
+figure.py     writing a figure (every plot of vtome ends with it)
 """

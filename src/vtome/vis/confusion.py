@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vtome.vis.figure import save_figure
+
 
 @dataclass
 class ConfusionChange:
@@ -124,9 +126,4 @@ def plot_changes(changes: list[ConfusionChange], path: str | Path, names: dict[s
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from vtome.vis.figure import save_figure
+
 LINESTYLES = {"constant": "-", "decreasing": (0, (2, 1)), "increasing": (0, (5, 5))}  # paper: tight / loose
 
 
@@ -196,9 +198,4 @@ def plot_curves(points: list[Point], path: str | Path, title: str | None = None,
     axes[0][0].legend(list(legend.values()), list(legend), fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from vtome.vis.figure import save_figure
 from vtome.vtm.fit import FitConfig, LongData, evaluate, load_net, saliency_margin, save_net, timed_fit
 from vtome.vtm.measure import forward_memory_mib, interleaved_seconds, median
 from vtome.vtm.net import VARIANTS, flops
@@ -142,9 +143,4 @@ def plot_table(rows: list[dict], path: str | Path) -> Path:
     ax.set_title("VTMNet on the long-video testbed", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
