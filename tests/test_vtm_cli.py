@@ -42,6 +42,6 @@ def test_train_then_table_from_its_checkpoints(capsys, tmp_path):
                 "--runs", "1", "--out", tmp_path / "table", "--json")
     assert run.code == 0, run.err
     row = json.loads(run.out)["rows"][0]
-    assert row["variant"] == "learnable" and row["clips_per_s"] > 0 and "saliency" in row
+    assert row["variant"] == "learnable" and row["clips_per_s"] > 0 and row["peak_mib"] > 0 and "saliency" in row
     assert (tmp_path / "table" / "table.md").read_text().startswith("| VTM | top-1")
     assert (tmp_path / "table" / "table.png").stat().st_size > 0

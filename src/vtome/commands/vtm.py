@@ -52,7 +52,7 @@ def _fit_config(steps: int, batch_size: int, lr: float, seed: int):
 @app.command("train")
 def train_command(
     variant: Annotated[str, typer.Option(help=VARIANT_HELP)],
-    steps: Annotated[int, typer.Option(help="Training steps.")] = 150,
+    steps: Annotated[int, typer.Option(help="Training steps.")] = 400,
     batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, one-cycle).")] = 2e-3,
     train_clips: Annotated[int, typer.Option(help="Training clips generated.")] = 1000,
@@ -95,7 +95,7 @@ def train_command(
 def table_command(
     variants: Annotated[str, typer.Option(help="Comma-separated variants (default: all six).")]
     = "none,naive,boundary,center,motion,learnable",
-    steps: Annotated[int, typer.Option(help="Training steps per variant.")] = 150,
+    steps: Annotated[int, typer.Option(help="Training steps per variant.")] = 400,
     batch_size: Annotated[int, typer.Option(help="Clips per training step.")] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
     train_clips: Annotated[int, typer.Option(help="Training clips generated.")] = 1000,
@@ -174,16 +174,16 @@ def _rich_table(rows: list[dict], clips: int) -> Table:
 
 @app.command("bench")
 def bench_command(
-    quick: Annotated[bool, typer.Option("--quick", help="Batch 1, SDPA, one timed pass per variant after its "
-                                                        "warm-up (the memory pass).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Batch 1, SDPA, one timed pass per variant after one "
+                                                        "warm-up call.")] = False,
     batch_sizes: Annotated[str, typer.Option(help="Batch sizes measured with SDPA, comma separated.")] = "1,4",
     eager_batch_sizes: Annotated[str, typer.Option(help="Batch sizes measured with eager attention ('' for none)."
                                                    )] = "1",
     variants: Annotated[str, typer.Option(help="Comma-separated variants compared with none.")]
     = "naive,boundary,center,motion,learnable",
     runs: Annotated[int, typer.Option(help="Timed rounds (every variant once a round).")] = 2,
-    warmup: Annotated[int, typer.Option(help="Untimed rounds first, after the memory pass of every variant (which "
-                                              "warms each up already).")] = 0,
+    warmup: Annotated[int, typer.Option(help="Untimed rounds first, after one warm-up call of every variant (CPU "
+                                              "peak memory: each variant in a fresh process).")] = 0,
     device: Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N (default: cuda when available, else cpu)."
                                                )] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's choice).")] = None,

@@ -5,8 +5,11 @@
     evaluate(net, LongData.make("test", 400))            # {"accuracy", "static", "camera"}
 
 Recipe (the paper's optimiser at a CPU-sized budget): AdamW, weight decay 0.01, one-cycle schedule (15% warm-up
-to lr 2e-3, cosine down), batch 16, 150 steps, clips drawn with a seeded generator; the learnable variant's loss
-is task(main) + lam * task(aux) with lam = 1. Every variant gets the same steps, batches and initialisation seed.
+to lr 2e-3, cosine down), batch 16, 400 steps, clips drawn with a seeded generator; the learnable variant's loss
+is task(main) + lam * task(aux) with lam = 1, and its saliency vectors learn at saliency_lr_scale (10) x the lr
+(at 1 x they barely move in 150 steps: |u| ~0.1 and the object's saliency below the background's). Every variant
+gets the same steps, batches and initialisation seed. 150 steps left the baseline far from converged (loss 0.92,
+55.5% top-1; 98.8% after 400).
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ from vtome.vtm.net import VTMConfig, VTMNet
 
 @dataclass(frozen=True)
 class FitConfig:
-    steps: int = 150
+    steps: int = 400
     batch_size: int = 16
     lr: float = 2e-3
     weight_decay: float = 0.01
     warmup: float = 0.15  # share of the steps
     lam: float = 1.0  # weight of the auxiliary loss (learnable)
+    saliency_lr_scale: float = 10.0  # learnable: the saliency vectors' lr over the rest's
     seed: int = 0
 
 
@@ -71,16 +75,22 @@ def long_config(variant: str) -> VTMConfig:
 
 
 def fit(variant: str, data: LongData, config: FitConfig = FitConfig(),
-        step: Callable[[int, float], None] | None = None) -> tuple[VTMNet, list[float]]:
+        step: Callable[[int, float], None] | None = None, net_config: VTMConfig | None = None,
+        ) -> tuple[VTMNet, list[float]]:
     """Train a fresh VTMNet of `variant` on data; returns the net (in eval mode) and the loss of every step.
-    step(i, loss) is called after every step (progress)."""
+    step(i, loss) is called after every step (progress). net_config: another shape than the long-video set's."""
     if len(data) == 0:
         raise ValueError("no training clips")
     torch.manual_seed(config.seed)
-    net = VTMNet(long_config(variant))
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps,
-                                                   pct_start=config.warmup)
+    net = VTMNet(net_config or long_config(variant))
+    saliency = [p for name, p in net.named_parameters() if name.endswith(".saliency")]
+    rest = [p for name, p in net.named_parameters() if not name.endswith(".saliency")]
+    groups = [{"params": rest, "lr": config.lr}]
+    if saliency:
+        groups.append({"params": saliency, "lr": config.lr * config.saliency_lr_scale})
+    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in groups],
+                                                   total_steps=config.steps, pct_start=config.warmup)
     order = torch.Generator().manual_seed(config.seed)
     losses = []
     net.train()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from vtome.vtm.measure import forward_memory_mib, interleaved_seconds, median
+from vtome.vtm.measure import forward_memory_mib, interleaved_seconds, isolated_memory_mib, median
 from vtome.vtm.net import VARIANTS, VTMConfig, VTMNet, flops, plan_tokens
 
 EAGER_COPIES = 3  # scores, scaled scores, softmax: float32 maps alive at once in the eager attention
@@ -53,12 +53,25 @@ def build(config: VTMConfig, device: torch.device, attn_impl: str, seed: int = 0
     return net.to(device).eval()
 
 
+def forward_call(config: VTMConfig, features: torch.Tensor, motion: torch.Tensor, attn_impl: str,
+                 seed: int = 0) -> Callable[[], None]:
+    """One inference pass of a seeded net of `config` on features (batch, frames, tokens, C), on their device;
+    the net is the function's `net`."""
+    net = build(config, features.device, attn_impl, seed)
+
+    def run() -> None:
+        with torch.inference_mode():
+            net(features, motion)
+    run.net = net
+    return run
+
+
 def bench_setting(batch: int, attn_impl: str, variants: list[str], device: torch.device, runs: int, warmup: int,
                   seed: int = 0, step: Callable[[str], None] | None = None,
                   make_config: Callable[[str], VTMConfig] = lvu_config) -> list[dict]:
     """One (batch, attention) setting: a row per variant (none first), ratios against none. make_config(variant):
-    the network (the LVU shapes by default). Each variant's memory pass comes first and warms it up; `warmup`
-    adds untimed rounds."""
+    the network (the LVU shapes by default). Peak memory: on CPU each variant in a fresh process
+    (vtome.vtm.measure); every variant is called once before the timing, and `warmup` adds untimed rounds."""
     names = ["none", *[v for v in variants if v != "none"]]
     configs = {name: make_config(name) for name in names}
     config = configs["none"]
@@ -70,21 +83,20 @@ def bench_setting(batch: int, attn_impl: str, variants: list[str], device: torch
     generator = torch.Generator().manual_seed(seed)
     features = torch.randn(batch, config.frames, config.tokens_per_frame, config.channels, generator=generator)
     motion = torch.rand(batch, config.frames, config.height, config.width, generator=generator)
-    features, motion = features.to(device), motion.to(device)
-    nets = {name: build(configs[name], device, attn_impl, seed) for name in names}
-
-    def call(name: str) -> Callable[[], object]:
-        def run() -> None:
-            with torch.inference_mode():
-                nets[name](features, motion)
-        return run
-
-    fns = {name: call(name) for name in names}
     memory = {}
-    for name in names:
+    for name in names:  # CPU: each in a fresh process, before this one holds any net
         if step:
             step(f"batch {batch}, {attn_impl}: memory of {name}")
-        memory[name] = forward_memory_mib(fns[name], device)
+        if device.type == "cpu":
+            memory[name] = isolated_memory_mib(forward_call, configs[name], features, motion, attn_impl, seed)
+        else:
+            memory[name] = forward_memory_mib(forward_call(configs[name], features.to(device), motion.to(device),
+                                                           attn_impl, seed), device)
+    features, motion = features.to(device), motion.to(device)
+    fns = {name: forward_call(configs[name], features, motion, attn_impl, seed) for name in names}
+    if device.type == "cpu":  # the memory pass warmed up another process (on CUDA: these nets)
+        for fn in fns.values():
+            fn()
     timed = interleaved_seconds(fns, device, runs, warmup,
                                 step and (lambda text: step(f"batch {batch}, {attn_impl}: {text}")))
     none_s, none_flops = median(timed["none"]), flops(config)
@@ -96,7 +108,7 @@ def bench_setting(batch: int, attn_impl: str, variants: list[str], device: torch
             **base, "variant": name, "seconds": seconds, "runs_s": timed[name], "clips_per_s": batch / seconds,
             "throughput_ratio": none_s / seconds, "peak_mib": memory[name], "memory_ratio": memory_ratio,
             "memory_reduction": 1 - memory_ratio, "gflops": flops(configs[name]) / 1e9,
-            "flop_ratio": none_flops / flops(configs[name]), "tokens": nets[name].tokens,
+            "flop_ratio": none_flops / flops(configs[name]), "tokens": fns[name].net.tokens,
         })
     return rows
 

@@ -1,18 +1,24 @@
-"""Throughput and peak memory of several inference functions, measured in one process.
+"""Throughput and peak memory of several inference functions.
 
-Timing is interleaved: after the warm-up, every round calls each function once (in a rotating order), so a slow
-drift of a shared machine touches all alike; throughput is the median over the rounds. Peak memory is what one
-call adds on top of what was in use before it: CUDA the peak allocated by torch minus the allocation before; CPU
-the peak resident set size (VmHWM, reset through /proc/self/clear_refs) minus the resident set before. On CPU,
-glibc would serve the call's tensors from blocks freed earlier and still resident, so the free memory is handed
-back to the system first (malloc_trim): reused, it is counted again.
+Timing is interleaved, in one process: after the warm-up, every round calls each function once (in a rotating
+order), so a slow drift of a shared machine touches all alike; throughput is the median over the rounds.
+
+Peak memory is what one call adds on top of what was in use before it. CUDA: the peak allocated by torch minus
+the allocation before. CPU (`isolated_memory_mib`): each function is built and measured in a fresh Python
+process, so what ran before (training, the other variants, their freed blocks kept by the allocator) cannot hide
+or inflate it: one warm-up call, then the peak resident set size of the call (VmHWM, reset through
+/proc/self/clear_refs) minus the resident set before it. glibc would serve the call's tensors from the warm-up's
+freed blocks, still resident, so those are handed back to the system first (malloc_trim): reused, they count again.
 """
 
 from __future__ import annotations
 
 import ctypes
+import pickle
 import re
 import statistics
+import subprocess
+import sys
 from collections.abc import Callable
 
 import torch
@@ -48,6 +54,31 @@ def forward_memory_mib(fn: Callable[[], object], device: torch.device) -> float:
     base = _rss_kib("VmRSS")
     fn()
     return max(0, _rss_kib("VmHWM") - base) / 1024
+
+
+_CHILD = ("import pickle, sys; sys.path[:0] = pickle.load(sys.stdin.buffer); "
+          "from vtome.vtm.measure import _child; _child()")
+
+
+def _child() -> None:
+    """In the fresh process: read (setup, args, threads) from stdin, print the MiB one call adds."""
+    setup, args, threads = pickle.load(sys.stdin.buffer)
+    torch.set_num_threads(threads)
+    fn = setup(*args)
+    fn()  # warm-up: one-time initialisation (kernels, thread pools) is not the call's memory
+    print(forward_memory_mib(fn, torch.device("cpu")))
+
+
+def isolated_memory_mib(setup: Callable[..., Callable[[], object]], *args: object) -> float:
+    """CPU: the memory one call of setup(*args)() adds at its peak, in MiB, measured in a fresh Python process.
+    setup must be importable (a module-level function, or a partial of one) and args picklable; the child uses as
+    many threads as this process. (A subprocess reading a pickle, not multiprocessing's spawn, which would re-run
+    a calling script's top level.)"""
+    payload = pickle.dumps(sys.path) + pickle.dumps((setup, args, torch.get_num_threads()))
+    done = subprocess.run([sys.executable, "-c", _CHILD], input=payload, capture_output=True)
+    if done.returncode:
+        raise RuntimeError(f"the memory measurement's process failed: {done.stderr.decode().strip()[-2000:]}")
+    return float(done.stdout.decode().split()[-1])
 
 
 def interleaved_seconds(fns: dict[str, Callable[[], object]], device: torch.device, runs: int, warmup: int,

@@ -4,8 +4,8 @@
     print(to_markdown(rows)); plot_table(rows, "vtm_table.png")
 
 Accuracy is top-1 on the test clips, also split into clips with a still camera and with camera motion.
-Throughput (clips/s) and peak memory (what one forward pass adds, MiB) are measured for all variants in one
-process on the same batch, interleaved (vtome.vtm.measure).
+Throughput (clips/s) is measured for all variants in one process on the same batch, interleaved; peak memory
+(what one forward pass adds, MiB) of each variant in a fresh process on that batch (vtome.vtm.measure).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import torch
 
 from vtome.vis.figure import save_figure
 from vtome.vtm.fit import FitConfig, LongData, evaluate, load_net, saliency_margin, save_net, timed_fit
-from vtome.vtm.measure import forward_memory_mib, interleaved_seconds, median
-from vtome.vtm.net import VARIANTS, flops
+from vtome.vtm.measure import interleaved_seconds, isolated_memory_mib, median
+from vtome.vtm.net import VARIANTS, VTMConfig, VTMNet, flops
 
 NAMES = {"none": "baseline (no merging)", "naive": "naive", "boundary": "boundary", "center": "center",
          "motion": "motion", "learnable": "learnable"}
@@ -82,25 +82,31 @@ def run_table(config: TableConfig, step: Callable[[str], None] | None = None) ->
     return rows
 
 
+def forward_call(config: VTMConfig, state: dict, features: torch.Tensor, motion: torch.Tensor,
+                 attn_impl: str) -> Callable[[], None]:
+    """One inference pass of a VTMNet of `config` with weights `state` (a copy) on features and motion."""
+    net = VTMNet(config)
+    net.load_state_dict(state)
+    net.eval().attn_impl = attn_impl
+
+    def run() -> None:
+        with torch.inference_mode():
+            net(features, motion)
+    return run
+
+
 def measure_speed(nets: dict, data: LongData, config: TableConfig, say: Callable[[str], None]) -> dict:
     features = data.features[:config.speed_batch].float()
     motion = data.motion[:config.speed_batch]
-
-    def call(net):
-        def run() -> None:
-            with torch.inference_mode():
-                net(features, motion)
-        return run
-
-    for net in nets.values():
-        net.attn_impl = config.attn_impl
-    fns = {name: call(net) for name, net in nets.items()}
-    device = torch.device("cpu")
     memory = {}
-    for name, fn in fns.items():
-        say(f"peak memory of {name}")
-        memory[name] = forward_memory_mib(fn, device)
-    timed = interleaved_seconds(fns, device, config.runs, config.warmup, lambda text: say(f"throughput {text}"))
+    for name, net in nets.items():
+        say(f"peak memory of {name} (a fresh process)")
+        memory[name] = isolated_memory_mib(forward_call, net.config, net.state_dict(), features, motion,
+                                           config.attn_impl)
+    fns = {name: forward_call(net.config, net.state_dict(), features, motion, config.attn_impl)
+           for name, net in nets.items()}
+    timed = interleaved_seconds(fns, torch.device("cpu"), config.runs, config.warmup,
+                                lambda text: say(f"throughput {text}"))
     return {name: {"clips_per_s": len(features) / median(timed[name]), "peak_mib": memory[name],
                    "speed_batch": len(features), "threads": torch.get_num_threads(),
                    "attn_impl": config.attn_impl} for name in nets}
