@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/paper_table.py --render-only        # markdown again from the saved results
     .venv/bin/python benchmarks/paper_table.py --models videomae-b --batch-sizes 1 --attn sdpa   # a part
     .venv/bin/python benchmarks/paper_table.py --compile --attn sdpa  # torch.compile'd A and B, compile times
+    .venv/bin/python benchmarks/paper_table.py --compile --dynamic --attn sdpa   # torch.compile(dynamic=True)
     .venv/bin/python benchmarks/paper_table.py --device cuda --dtype bfloat16 --compile   # on a GPU
 
 Cells: ViViT-B r=300, VideoMAE-B r=150, TimeSformer-B and Motionformer-B r=18 per frame; constant / decreasing /
@@ -46,8 +47,8 @@ def key(res: dict) -> tuple:
 
 
 def variant(args: argparse.Namespace) -> str:
-    """The name of a run's results: paper_table[_compiled][_<device>_<dtype>]."""
-    name = "paper_table" + ("_compiled" if args.compile else "")
+    """The name of a run's results: paper_table[_compiled[_dynamic]][_<device>_<dtype>]."""
+    name = "paper_table" + ("_compiled" if args.compile else "") + ("_dynamic" if args.dynamic else "")
     if args.device != "cpu" or args.dtype != "float32":
         name += f"_{args.device.split(':')[0]}_{args.dtype}"
     return name
@@ -73,8 +74,8 @@ def measure(args: argparse.Namespace, path: Path) -> None:
         if not todo:
             continue
         config = BenchConfig(model=model_name, batch_size=batch, runs=args.runs, warmup=args.warmup,
-                             threads=args.threads, attn_impl=attn, compile=args.compile, device=args.device,
-                             dtype=args.dtype)
+                             threads=args.threads, attn_impl=attn, compile=args.compile, dynamic=args.dynamic,
+                             device=args.device, dtype=args.dtype)
         model, x = prepare(config)
         for schedule, rr in todo:
             config.schedule, config.r = schedule, rr
@@ -226,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--compile", action="store_true", help="torch.compile both variants (vtome bench --compile)")
+    parser.add_argument("--dynamic", action="store_true", help="with --compile: torch.compile(dynamic=True)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--no-overhead", dest="overhead", action="store_false", help="skip the r=0 cells")
@@ -234,6 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--render-only", action="store_true")
     parser.add_argument("--update-docs", type=Path, nargs="?", const=HERE.parent / "docs" / "BENCHMARKS.md")
     args = parser.parse_args(argv)
+    if args.dynamic and not args.compile:
+        parser.error("--dynamic applies only with --compile")
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     name = variant(args)

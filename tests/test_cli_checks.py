@@ -55,6 +55,7 @@ BENCH = [
     (["--attn-impl", "flash"], "--attn-impl flash: use one of sdpa, eager"),
     (["--device", "cuda:9"], "--device cuda:9"),
     (["--model", "vivit-bb"], "no such preset"),
+    (["--dynamic"], "--dynamic applies only with --compile"),
 ]
 
 

@@ -49,12 +49,22 @@ def test_no_graph_break_with_a_partition(family, partition):
 
 
 def test_compiled_fullgraph_runs_without_recompiling_and_matches_eager(family):
+    check_compiled_against_eager(family, dynamic=False)
+
+
+def test_dynamic_compile_runs_without_recompiling_and_matches_eager():
+    # dynamic=True (vtome bench --compile --dynamic): kernels generic in the sequence length, shared by the merged
+    # layers. One joint family only: tracing the divided ones symbolically takes minutes even for tiny models.
+    check_compiled_against_eager("vivit", dynamic=True)
+
+
+def check_compiled_against_eager(family: str, dynamic: bool) -> None:
     model = BUILDERS[family](layers=2)
     vtome.patch(model, r=3, schedule="decreasing", trace_source=True)
     x = clip_for(model)
     expected = logits(model, x)
     eager_info = vtome.info(model)
-    compiled = torch.compile(model, fullgraph=True)
+    compiled = torch.compile(model, fullgraph=True, dynamic=dynamic)
     with torch.no_grad():
         compiled(x)
         with dynamo.config.patch(error_on_recompile=True):
@@ -147,3 +157,17 @@ def test_bench_compile_times_both_compiled_variants():
         assert result[key] > 0
     # The first (compiling) call takes longer than a compiled call.
     assert result["compile_s_patched"] > result["patched_s"]
+
+
+def test_bench_dynamic_compiles_both_variants_with_dynamic_shapes(monkeypatch):
+    from vtome.bench import BenchConfig, bench
+
+    calls = []
+
+    def record(module, **kwargs):
+        calls.append(kwargs)
+        return module  # run eager: only the options passed to torch.compile are checked here
+
+    monkeypatch.setattr(torch, "compile", record)
+    bench(BenchConfig(model="vit-tiny", r=8, runs=1, warmup=0, compile=True, dynamic=True))
+    assert calls == [{"dynamic": True}, {"dynamic": True}]

@@ -56,6 +56,7 @@ class BenchConfig:
     attn_impl: str = "sdpa"
     seed: int = 0
     compile: bool = False  # torch.compile both variants (timed after their first, compiling call)
+    dynamic: bool = False  # compile with dynamic=True: shape-generic kernels (the merged layers' differ in length)
     partition: str = "alternate"  # which tokens are targets (vtome.partition); the rest as vtome.patch takes them
     gamma: int | None = None
     merge_weighting: str = "size"
@@ -247,11 +248,12 @@ def time_pairs(
 
 def time_compiled_pairs(
     model: nn.Module, x: torch.Tensor, kwargs: dict, runs: int, warmup: int, attn_impl: str,
-    step: Callable[[str], None] | None = None,
+    step: Callable[[str], None] | None = None, dynamic: bool = False,
 ) -> tuple[list[tuple[float, float]], list[tuple[float, float]], dict]:
     """As time_pairs, for torch.compile'd models: an unpatched and a patched copy, each compiled once (re-patching
-    a compiled model in every pass would recompile it every time). Also returns the compile times: the first
-    call of each, compilation included, and the patched model's eager (uncompiled) median for comparison."""
+    a compiled model in every pass would recompile it every time), both with torch.compile(dynamic=dynamic). Also
+    returns the compile times: the first call of each, compilation included, and the patched model's eager
+    (uncompiled) median for comparison."""
     patched_model = patch_with(copy.deepcopy(model), kwargs)
 
     def run_patched(compiled: nn.Module) -> None:
@@ -259,7 +261,7 @@ def time_compiled_pairs(
         _forward(compiled, x)
 
     with baseline_attention(model, attn_impl):
-        compiled_a, compiled_b = torch.compile(model), torch.compile(patched_model)
+        compiled_a, compiled_b = (torch.compile(m, dynamic=dynamic) for m in (model, patched_model))
         firsts = []
         for name, run in (("unpatched", lambda: _forward(compiled_a, x)), ("patched", lambda: run_patched(compiled_b))):
             if step:
@@ -338,7 +340,7 @@ def compare(
     compiled: dict = {}
     if config.compile:
         timed_a, timed_b, compiled = time_compiled_pairs(model, x, kwargs, config.runs, config.warmup,
-                                                         config.attn_impl, step)
+                                                         config.attn_impl, step, config.dynamic)
     else:
         timed_a, timed_b = time_pairs(model, x, kwargs, config.runs, config.warmup, config.attn_impl, step)
     baseline, patched = [t[0] for t in timed_a], [t[0] for t in timed_b]

@@ -10,7 +10,15 @@ from rich.table import Table
 
 from vtome.bench import ATTN_IMPLS, DTYPES, BenchConfig, bench
 from vtome.commands import partitionargs as p
-from vtome.commands.checks import at_least, fail, merge_settings, one_of, partition_label, resolve_device
+from vtome.commands.checks import (
+    UserError,
+    at_least,
+    fail,
+    merge_settings,
+    one_of,
+    partition_label,
+    resolve_device,
+)
 from vtome.commands.modelspec import resolve
 from vtome.commands.output import Json, JsonOut, check_json_out, console, emit
 
@@ -65,7 +73,6 @@ def result_table(result: dict) -> Table:
 
 def _prior(spec, video: str):
     """The motion prior of --prior-video at the model's token grid (read before the weights load)."""
-    from vtome.commands.checks import UserError
     from vtome.data.video import VideoError
     from vtome.motion import motion_prior
 
@@ -110,6 +117,9 @@ def bench_command(
                                                          "motion prior (vtome.motion_prior) every pass uses.")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile both variants; report compile "
                                                             "times and the patched eager time too.")] = False,
+    dynamic: Annotated[bool, typer.Option("--dynamic", help="With --compile: torch.compile(dynamic=True), kernels "
+                                                            "generic in the sequence length, so the merged layers "
+                                                            "share them (shorter compile).")] = False,
     as_json: Json = False,
     json_out: JsonOut = None,
 ) -> None:
@@ -121,6 +131,8 @@ def bench_command(
     for option, value, low in (("--batch-size", batch_size, 1), ("--runs", runs, 1), ("--warmup", warmup, 0),
                                ("--probe-runs", probe_runs, 1), ("--threads", threads, 1)):
         at_least(option, value, low)
+    if dynamic and not compile:
+        raise UserError("--dynamic applies only with --compile")
     one_of("--dtype", dtype, DTYPES)
     one_of("--attn-impl", attn_impl, ATTN_IMPLS)
     device = resolve_device(device)
@@ -131,6 +143,7 @@ def bench_command(
 
     config = BenchConfig(model=model, batch_size=batch_size, runs=runs, warmup=warmup, probe_runs=probe_runs,
                          threads=threads, dtype=dtype, device=device, attn_impl=attn_impl, compile=compile,
+                         dynamic=dynamic,
                          prior_video=prior_video, prior=prior, **settings)
     with Console(stderr=True, quiet=as_json).status(f"building {model}") as status:
         result = bench(config, step=lambda text: status.update(f"{model}: {text}"), load=lambda _: spec.load())
