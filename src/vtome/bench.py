@@ -32,7 +32,7 @@ from torch import nn
 
 import vtome
 from vtome.flops import arch, flop_speedup, model_flops, unmerged_tokens
-from vtome.models import input_shape, load_model, random_input
+from vtome.models import clip_frames, load_model, random_input
 from vtome.partition import GAMMA_DEFAULTS
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -326,11 +326,6 @@ def probe(model: nn.Module, x: torch.Tensor, kwargs: dict, runs: int, attn_impl:
         vtome.unpatch(model)
 
 
-def frames_per_clip(model: nn.Module) -> int:
-    shape = input_shape(model)
-    return shape[1] if len(shape) == 5 else 1
-
-
 def compare(
     model: nn.Module, x: torch.Tensor, config: BenchConfig, step: Callable[[str], None] | None = None
 ) -> dict:
@@ -349,7 +344,7 @@ def compare(
         step("probe: merge share and memory")
     probed = probe(model, x, kwargs, max(config.probe_runs, 1), config.attn_impl)
     batch = x.shape[0]
-    frames = frames_per_clip(model)
+    frames = clip_frames(model) or 1  # an image model: one frame
     base_s, patched_s = statistics.median(baseline), statistics.median(patched)
     speedup = statistics.median(b / p for b, p in zip(baseline, patched, strict=True))
     shape = arch(model)

@@ -31,6 +31,7 @@ from torch import nn
 from vtome.data.samplers import FrameSampler, default_sampler
 from vtome.data.transforms import ClipTransform, clip_transform
 from vtome.data.video import VideoError, read_video, resolve_indices
+from vtome.models import clip_frames
 from vtome.partition import Layout
 
 SOURCES = ("motion_vectors", "frame_difference")
@@ -47,12 +48,6 @@ class MotionPrior:
     source: str
 
 
-def _frames(model: nn.Module) -> int | None:
-    """The frames per clip a video model takes (V-JEPA 2 calls them frames_per_clip); None for an image model."""
-    config = getattr(model, "config", None)
-    return getattr(config, "num_frames", None) or getattr(config, "frames_per_clip", None)
-
-
 def token_grid(model: nn.Module) -> Layout:
     """The layer-1 token grid of a video model: its patched state's layout, else its family's."""
     from vtome.patch.registry import find_family
@@ -61,7 +56,7 @@ def token_grid(model: nn.Module) -> Layout:
     layout = getattr(getattr(model, "_vtome", None), "layout", None)
     if layout is None and family.layout is not None:
         layout = family.layout(model)
-    if layout is None or _frames(model) is None:
+    if layout is None or clip_frames(model) is None:
         raise ValueError(f"a motion prior needs a video model with a patch grid; this is a {family.name} model")
     return layout
 
@@ -82,7 +77,7 @@ def motion_prior(
     """
     grid = token_grid(model)
     transform = transform or clip_transform(model)
-    frames = _frames(model)
+    frames = clip_frames(model)
     if isinstance(video, torch.Tensor):
         return MotionPrior(tensor_prior(video, grid, transform, frames), "frame_difference")
     path = Path(video)

@@ -157,6 +157,13 @@ def input_shape(model: nn.Module, batch_size: int = 1) -> tuple[int, ...]:
     return (batch_size, model.patch_embed.proj.in_channels, height, width)
 
 
+def clip_frames(model: nn.Module) -> int | None:
+    """The frames per clip a video model takes (V-JEPA 2's config calls them frames_per_clip); None for an image
+    model."""
+    config = getattr(model, "config", None)
+    return getattr(config, "num_frames", None) or getattr(config, "frames_per_clip", None)
+
+
 def random_input(
     model: nn.Module, batch_size: int = 1, seed: int = 0, dtype: torch.dtype | None = None
 ) -> torch.Tensor:
@@ -167,5 +174,5 @@ def random_input(
     return x.to(device=param.device, dtype=dtype or param.dtype)
 
 
-__all__ = ["PRESETS", "Motionformer", "MotionformerConfig", "MotionformerOutput", "input_shape", "is_motionformer_dir",
-           "load_model", "random_input"]
+__all__ = ["PRESETS", "Motionformer", "MotionformerConfig", "MotionformerOutput", "clip_frames", "input_shape",
+           "is_motionformer_dir", "load_model", "random_input"]

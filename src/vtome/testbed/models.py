@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from vtome.data.samplers import FrameSampler
+from vtome.models import clip_frames
 from vtome.testbed.clips import CLASSES, FRAMES, SIZE
 
 MODELS = ("vivit", "videomae", "timesformer", "motionformer", "vjepa2")
@@ -123,15 +124,9 @@ def save_checkpoint(model: nn.Module, path: str | Path, extra: dict | None = Non
         (path / "training.json").write_text(json.dumps(extra, indent=2) + "\n")
 
 
-def num_frames(model: nn.Module) -> int:
-    """The frames per clip a testbed model takes (V-JEPA 2's config calls them frames_per_clip)."""
-    config = model.config
-    return getattr(config, "num_frames", None) or config.frames_per_clip
-
-
 def frame_indices(model: nn.Module) -> list[int]:
     """Which of the clip's FRAMES frames the model takes: uniform segments (all 8, or 1, 3, 5, 7 for 4)."""
-    return FrameSampler(num_frames(model), mode="uniform")(FRAMES)
+    return FrameSampler(clip_frames(model), mode="uniform")(FRAMES)
 
 
 def model_input(frames: torch.Tensor, model: nn.Module) -> torch.Tensor:
