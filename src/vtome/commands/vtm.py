@@ -26,6 +26,13 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 VARIANT_HELP = "none | naive | boundary | center | motion | learnable"
 Threads = Annotated[int, typer.Option(help="CPU threads (torch.set_num_threads; one is fastest for this small "
                                             "network, and loses least when the CPU is busy).")]
+# The training options `train` and `table` share.
+Steps = Annotated[int, typer.Option(help="Training steps (per variant).")]
+BatchSize = Annotated[int, typer.Option(help="Clips per training step.")]
+Lr = Annotated[float, typer.Option(help="Peak learning rate (AdamW, one-cycle).")]
+TrainClips = Annotated[int, typer.Option(help="Training clips generated.")]
+TestClips = Annotated[int, typer.Option(help="Test clips evaluated.")]
+Seed = Annotated[int, typer.Option(help="Seed of the initialisation and of the batches.")]
 
 
 def _variants(text: str) -> tuple[str, ...]:
@@ -52,12 +59,12 @@ def _fit_config(steps: int, batch_size: int, lr: float, seed: int):
 @app.command("train")
 def train_command(
     variant: Annotated[str, typer.Option(help=VARIANT_HELP)],
-    steps: Annotated[int, typer.Option(help="Training steps.")] = 400,
-    batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 16,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, one-cycle).")] = 2e-3,
-    train_clips: Annotated[int, typer.Option(help="Training clips generated.")] = 1000,
-    test_clips: Annotated[int, typer.Option(help="Test clips evaluated.")] = 400,
-    seed: Annotated[int, typer.Option(help="Seed of the initialisation and of the batches.")] = 0,
+    steps: Steps = 400,
+    batch_size: BatchSize = 16,
+    lr: Lr = 2e-3,
+    train_clips: TrainClips = 1000,
+    test_clips: TestClips = 400,
+    seed: Seed = 0,
     out: Annotated[Path, typer.Option(help="Directory for <variant>.safetensors and its .json.")] = Path("vtm_out"),
     threads: Threads = 1,
     as_json: Json = False,
@@ -95,12 +102,12 @@ def train_command(
 def table_command(
     variants: Annotated[str, typer.Option(help="Comma-separated variants (default: all six).")]
     = "none,naive,boundary,center,motion,learnable",
-    steps: Annotated[int, typer.Option(help="Training steps per variant.")] = 400,
-    batch_size: Annotated[int, typer.Option(help="Clips per training step.")] = 16,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
-    train_clips: Annotated[int, typer.Option(help="Training clips generated.")] = 1000,
-    test_clips: Annotated[int, typer.Option(help="Test clips evaluated.")] = 400,
-    seed: Annotated[int, typer.Option(help="Seed of the initialisation and of the batches.")] = 0,
+    steps: Steps = 400,
+    batch_size: BatchSize = 16,
+    lr: Lr = 2e-3,
+    train_clips: TrainClips = 1000,
+    test_clips: TestClips = 400,
+    seed: Seed = 0,
     shipped: Annotated[bool, typer.Option("--shipped", help="Use the trained nets that ship with vtome (no "
                                                             "training).")] = False,
     checkpoints: Annotated[Path | None, typer.Option(help="Load <variant>.safetensors from this directory instead "
