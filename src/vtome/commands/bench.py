@@ -117,9 +117,8 @@ def bench_command(
                                                          "motion prior (vtome.motion_prior) every pass uses.")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile both variants; report compile "
                                                             "times and the patched eager time too.")] = False,
-    dynamic: Annotated[bool, typer.Option("--dynamic", help="With --compile: torch.compile(dynamic=True), kernels "
-                                                            "generic in the sequence length, so the merged layers "
-                                                            "share them (shorter compile).")] = False,
+    dynamic: Annotated[bool, typer.Option("--dynamic", help="With --compile: torch.compile(dynamic=True) for both "
+                                                            "variants (kernels generic in the sizes).")] = False,
     as_json: Json = False,
     json_out: JsonOut = None,
 ) -> None:
