@@ -159,15 +159,17 @@ def test_bench_compile_times_both_compiled_variants():
     assert result["compile_s_patched"] > result["patched_s"]
 
 
-def test_bench_dynamic_compiles_both_variants_with_dynamic_shapes(monkeypatch):
+def test_bench_compiles_both_variants_afresh_with_the_dynamic_option(monkeypatch):
     from vtome.bench import BenchConfig, bench
 
     calls = []
 
     def record(module, **kwargs):
         calls.append(kwargs)
-        return module  # run eager: only the options passed to torch.compile are checked here
+        return module  # run eager: only what reaches torch.compile is checked here
 
     monkeypatch.setattr(torch, "compile", record)
+    monkeypatch.setattr(dynamo, "reset", lambda: calls.append("reset"))
     bench(BenchConfig(model="vit-tiny", r=8, runs=1, warmup=0, compile=True, dynamic=True))
-    assert calls == [{"dynamic": True}, {"dynamic": True}]
+    # A reset first: a cell must not reuse what an earlier cell in the same process compiled (its compile time).
+    assert calls == ["reset", {"dynamic": True}, {"dynamic": True}]

@@ -260,6 +260,9 @@ def time_compiled_pairs(
         give_prior(patched_model, kwargs)
         _forward(compiled, x)
 
+    # Forget what earlier cells compiled: dynamo would reuse the unpatched model's code, and its "compile time"
+    # would read ~2 s instead of a cold compile.
+    torch._dynamo.reset()
     with baseline_attention(model, attn_impl):
         compiled_a, compiled_b = (torch.compile(m, dynamic=dynamic) for m in (model, patched_model))
         firsts = []
