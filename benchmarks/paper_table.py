@@ -47,8 +47,9 @@ def key(res: dict) -> tuple:
 
 
 def variant(args: argparse.Namespace) -> str:
-    """The name of a run's results: paper_table[_compiled[_dynamic]][_<device>_<dtype>]."""
+    """The name of a run's results: paper_table[_compiled[_dynamic][_cpp_wrapper]][_<device>_<dtype>]."""
     name = "paper_table" + ("_compiled" if args.compile else "") + ("_dynamic" if args.dynamic else "")
+    name += "_cpp_wrapper" if args.cpp_wrapper else ""
     if args.device != "cpu" or args.dtype != "float32":
         name += f"_{args.device.split(':')[0]}_{args.dtype}"
     return name
@@ -75,6 +76,7 @@ def measure(args: argparse.Namespace, path: Path) -> None:
             continue
         config = BenchConfig(model=model_name, batch_size=batch, runs=args.runs, warmup=args.warmup,
                              threads=args.threads, attn_impl=attn, compile=args.compile, dynamic=args.dynamic,
+                             cpp_wrapper=args.cpp_wrapper,
                              device=args.device, dtype=args.dtype)
         model, x = prepare(config)
         for schedule, rr in todo:
@@ -228,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--compile", action="store_true", help="torch.compile both variants (vtome bench --compile)")
     parser.add_argument("--dynamic", action="store_true", help="with --compile: torch.compile(dynamic=True)")
+    parser.add_argument("--cpp-wrapper", action="store_true",
+                        help="with --compile: inductor's cpp_wrapper (all of a graph's kernels built as one C++ unit)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--no-overhead", dest="overhead", action="store_false", help="skip the r=0 cells")
@@ -236,8 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--render-only", action="store_true")
     parser.add_argument("--update-docs", type=Path, nargs="?", const=HERE.parent / "docs" / "BENCHMARKS.md")
     args = parser.parse_args(argv)
-    if args.dynamic and not args.compile:
-        parser.error("--dynamic applies only with --compile")
+    for option in ("dynamic", "cpp_wrapper"):
+        if getattr(args, option) and not args.compile:
+            parser.error(f"--{option.replace('_', '-')} applies only with --compile")
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     name = variant(args)

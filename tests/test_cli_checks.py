@@ -56,6 +56,7 @@ BENCH = [
     (["--device", "cuda:9"], "--device cuda:9"),
     (["--model", "vivit-bb"], "no such preset"),
     (["--dynamic"], "--dynamic applies only with --compile"),
+    (["--cpp-wrapper"], "--cpp-wrapper applies only with --compile"),
 ]
 
 

@@ -6,6 +6,7 @@ import torch._dynamo as dynamo
 
 import vtome
 from tiny import BUILDERS, clip_for, logits
+from vtome.bench import CPP_WRAPPER
 
 MODES = [dict(mode="merge"), dict(mode="drop"), dict(mode="random_drop"), dict(mode="random_merge"),
          dict(mode="hybrid", threshold=0.2)]
@@ -53,18 +54,23 @@ def test_compiled_fullgraph_runs_without_recompiling_and_matches_eager(family):
 
 
 def test_dynamic_compile_runs_without_recompiling_and_matches_eager():
-    # dynamic=True (vtome bench --compile --dynamic): kernels generic in the sequence length, shared by the merged
-    # layers. One joint family only: tracing the divided ones symbolically takes minutes even for tiny models.
+    # dynamic=True (vtome bench --compile --dynamic). One joint family only: tracing the divided ones symbolically
+    # takes minutes even for tiny models.
     check_compiled_against_eager("vivit", dynamic=True)
 
 
-def check_compiled_against_eager(family: str, dynamic: bool) -> None:
+def test_cpp_wrapper_compile_runs_without_recompiling_and_matches_eager():
+    # inductor's cpp_wrapper (vtome bench --compile --cpp-wrapper): the wrapper and kernels become one C++ module.
+    check_compiled_against_eager("timesformer", dynamic=False, options=CPP_WRAPPER)
+
+
+def check_compiled_against_eager(family: str, dynamic: bool, options: dict | None = None) -> None:
     model = BUILDERS[family](layers=2)
     vtome.patch(model, r=3, schedule="decreasing", trace_source=True)
     x = clip_for(model)
     expected = logits(model, x)
     eager_info = vtome.info(model)
-    compiled = torch.compile(model, fullgraph=True, dynamic=dynamic)
+    compiled = torch.compile(model, fullgraph=True, dynamic=dynamic, options=options)
     with torch.no_grad():
         compiled(x)
         with dynamo.config.patch(error_on_recompile=True):
@@ -159,7 +165,11 @@ def test_bench_compile_times_both_compiled_variants():
     assert result["compile_s_patched"] > result["patched_s"]
 
 
-def test_bench_compiles_both_variants_afresh_with_the_dynamic_option(monkeypatch):
+@pytest.mark.parametrize("option, expected", [
+    ("dynamic", {"dynamic": True, "options": None}),
+    ("cpp_wrapper", {"dynamic": False, "options": {"cpp_wrapper": True, "cpp_wrapper_build_separate": True}}),
+])
+def test_bench_compiles_both_variants_afresh_with_its_options(monkeypatch, option, expected):
     from vtome.bench import BenchConfig, bench
 
     calls = []
@@ -170,6 +180,6 @@ def test_bench_compiles_both_variants_afresh_with_the_dynamic_option(monkeypatch
 
     monkeypatch.setattr(torch, "compile", record)
     monkeypatch.setattr(dynamo, "reset", lambda: calls.append("reset"))
-    bench(BenchConfig(model="vit-tiny", r=8, runs=1, warmup=0, compile=True, dynamic=True))
+    bench(BenchConfig(model="vit-tiny", r=8, runs=1, warmup=0, compile=True, **{option: True}))
     # A reset first: a cell must not reuse what an earlier cell in the same process compiled (its compile time).
-    assert calls == ["reset", {"dynamic": True}, {"dynamic": True}]
+    assert calls == ["reset", expected, expected]

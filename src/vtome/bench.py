@@ -56,7 +56,8 @@ class BenchConfig:
     attn_impl: str = "sdpa"
     seed: int = 0
     compile: bool = False  # torch.compile both variants (timed after their first, compiling call)
-    dynamic: bool = False  # compile with dynamic=True: shape-generic kernels (the merged layers' differ in length)
+    dynamic: bool = False  # compile with dynamic=True (symbolic input sizes; the merged token counts stay fixed)
+    cpp_wrapper: bool = False  # compile with inductor's cpp_wrapper, kernels and entry built apart (CPP_WRAPPER)
     partition: str = "alternate"  # which tokens are targets (vtome.partition); the rest as vtome.patch takes them
     gamma: int | None = None
     merge_weighting: str = "size"
@@ -248,10 +249,10 @@ def time_pairs(
 
 def time_compiled_pairs(
     model: nn.Module, x: torch.Tensor, kwargs: dict, runs: int, warmup: int, attn_impl: str,
-    step: Callable[[str], None] | None = None, dynamic: bool = False,
+    step: Callable[[str], None] | None = None, compile_kwargs: dict | None = None,
 ) -> tuple[list[tuple[float, float]], list[tuple[float, float]], dict]:
     """As time_pairs, for torch.compile'd models: an unpatched and a patched copy, each compiled once (re-patching
-    a compiled model in every pass would recompile it every time), both with torch.compile(dynamic=dynamic). Also
+    a compiled model in every pass would recompile it every time), both with torch.compile(**compile_kwargs). Also
     returns the compile times: the first call of each, compilation included, and the patched model's eager
     (uncompiled) median for comparison."""
     patched_model = patch_with(copy.deepcopy(model), kwargs)
@@ -264,7 +265,7 @@ def time_compiled_pairs(
     # would read ~2 s instead of a cold compile.
     torch._dynamo.reset()
     with baseline_attention(model, attn_impl):
-        compiled_a, compiled_b = (torch.compile(m, dynamic=dynamic) for m in (model, patched_model))
+        compiled_a, compiled_b = (torch.compile(m, **(compile_kwargs or {})) for m in (model, patched_model))
         firsts = []
         for name, run in (("unpatched", lambda: _forward(compiled_a, x)), ("patched", lambda: run_patched(compiled_b))):
             if step:
@@ -329,6 +330,18 @@ def probe(model: nn.Module, x: torch.Tensor, kwargs: dict, runs: int, attn_impl:
         vtome.unpatch(model)
 
 
+# Inductor options of `vtome bench --compile --cpp-wrapper`: a graph's C++ kernels are built as one unit instead of
+# one compiler run each, so the patched model's many distinct kernels (every merged layer has its own token count)
+# cost little more to build than the unpatched model's few shared ones; the entry is built apart, so the unpatched
+# compile does not grow either. Measured in docs/BENCHMARKS.md.
+CPP_WRAPPER = {"cpp_wrapper": True, "cpp_wrapper_build_separate": True}
+
+
+def compile_kwargs(config: BenchConfig) -> dict:
+    """What `vtome bench --compile` passes to torch.compile for both variants."""
+    return {"dynamic": config.dynamic, "options": dict(CPP_WRAPPER) if config.cpp_wrapper else None}
+
+
 def compare(
     model: nn.Module, x: torch.Tensor, config: BenchConfig, step: Callable[[str], None] | None = None
 ) -> dict:
@@ -338,7 +351,7 @@ def compare(
     compiled: dict = {}
     if config.compile:
         timed_a, timed_b, compiled = time_compiled_pairs(model, x, kwargs, config.runs, config.warmup,
-                                                         config.attn_impl, step, config.dynamic)
+                                                         config.attn_impl, step, compile_kwargs(config))
     else:
         timed_a, timed_b = time_pairs(model, x, kwargs, config.runs, config.warmup, config.attn_impl, step)
     baseline, patched = [t[0] for t in timed_a], [t[0] for t in timed_b]

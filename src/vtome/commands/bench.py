@@ -118,7 +118,11 @@ def bench_command(
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile both variants; report compile "
                                                             "times and the patched eager time too.")] = False,
     dynamic: Annotated[bool, typer.Option("--dynamic", help="With --compile: torch.compile(dynamic=True) for both "
-                                                            "variants (kernels generic in the sizes).")] = False,
+                                                            "variants (symbolic input sizes).")] = False,
+    cpp_wrapper: Annotated[bool, typer.Option(
+        "--cpp-wrapper", help="With --compile: inductor's cpp_wrapper for both variants, each graph's kernels built "
+                              "as one C++ unit (CPU: a much shorter compile of a patched model, whose layers all "
+                              "differ).")] = False,
     as_json: Json = False,
     json_out: JsonOut = None,
 ) -> None:
@@ -130,8 +134,9 @@ def bench_command(
     for option, value, low in (("--batch-size", batch_size, 1), ("--runs", runs, 1), ("--warmup", warmup, 0),
                                ("--probe-runs", probe_runs, 1), ("--threads", threads, 1)):
         at_least(option, value, low)
-    if dynamic and not compile:
-        raise UserError("--dynamic applies only with --compile")
+    for option, value in (("--dynamic", dynamic), ("--cpp-wrapper", cpp_wrapper)):
+        if value and not compile:
+            raise UserError(f"{option} applies only with --compile")
     one_of("--dtype", dtype, DTYPES)
     one_of("--attn-impl", attn_impl, ATTN_IMPLS)
     device = resolve_device(device)
@@ -142,7 +147,7 @@ def bench_command(
 
     config = BenchConfig(model=model, batch_size=batch_size, runs=runs, warmup=warmup, probe_runs=probe_runs,
                          threads=threads, dtype=dtype, device=device, attn_impl=attn_impl, compile=compile,
-                         dynamic=dynamic,
+                         dynamic=dynamic, cpp_wrapper=cpp_wrapper,
                          prior_video=prior_video, prior=prior, **settings)
     with Console(stderr=True, quiet=as_json).status(f"building {model}") as status:
         result = bench(config, step=lambda text: status.update(f"{model}: {text}"), load=lambda _: spec.load())
