@@ -60,7 +60,7 @@ def test_dynamic_compile_runs_without_recompiling_and_matches_eager():
 
 
 def test_cpp_wrapper_compile_runs_without_recompiling_and_matches_eager():
-    # inductor's cpp_wrapper (vtome bench --compile --cpp-wrapper): the wrapper and kernels become one C++ module.
+    # inductor's cpp_wrapper (vtome bench --compile --cpp-wrapper): a graph's kernels built as one C++ unit.
     check_compiled_against_eager("timesformer", dynamic=False, options=CPP_WRAPPER)
 
 
