@@ -159,7 +159,8 @@ def test_bench_compile_times_both_compiled_variants():
     result = bench(BenchConfig(model="vit-tiny", r=8, runs=2, warmup=1, compile=True))
     assert result["compile"] is True
     assert result["tokens"] == [65, 57, 49, 41, 33]  # timm ViT-tiny preset: 64 patches + class token, 4 layers
-    for key in ("compile_s_baseline", "compile_s_patched", "patched_eager_s", "baseline_s", "patched_s"):
+    for key in ("compile_s_baseline", "compile_s_patched", "patched_eager_s", "eager_over_compiled", "baseline_s",
+                "patched_s"):
         assert result[key] > 0
     # The first (compiling) call takes longer than a compiled call.
     assert result["compile_s_patched"] > result["patched_s"]
@@ -183,3 +184,32 @@ def test_bench_compiles_both_variants_afresh_with_its_options(monkeypatch, optio
     bench(BenchConfig(model="vit-tiny", r=8, runs=1, warmup=0, compile=True, **{option: True}))
     # A reset first: a cell must not reuse what an earlier cell in the same process compiled (its compile time).
     assert calls == ["reset", expected, expected]
+
+
+def _call_targets(graph_module: torch.fx.GraphModule) -> set[str]:
+    return {str(node.target) for node in graph_module.graph.nodes if node.op == "call_function"}
+
+
+def test_motionformer_spatial_step_is_one_operator_only_when_compiled_without_gradients():
+    # Under torch.compile without gradients the spatial step is vtome::slot_attention, so that inductor does not copy
+    # the queries the slots share; with gradients (it has no backward) and under export it stays plain aten.
+    model = BUILDERS["motionformer"]()
+    vtome.patch(model, r=3)
+    x = clip_for(model)
+    expected = logits(model, x)
+    graphs = []
+
+    def capture(graph_module, inputs):
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    with torch.no_grad():
+        out = torch.compile(model, backend=capture, fullgraph=True)(x)
+    torch.testing.assert_close(output_logits(out), expected, atol=1e-5, rtol=1e-5)
+    assert any("vtome.slot_attention" in t for t in _call_targets(graphs[-1]))
+    dynamo.reset()
+    torch.compile(model, backend=capture, fullgraph=True)(x)
+    assert not any("vtome.slot_attention" in t for t in _call_targets(graphs[-1]))
+    exported = torch.export.export(model, (x,))
+    assert not any("vtome" in t for t in _call_targets(exported.graph_module))
+    assert torch.equal(output_logits(exported.module()(x)), expected)

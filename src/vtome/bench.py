@@ -211,13 +211,13 @@ def _forward(model: nn.Module, x: torch.Tensor) -> None:
 
 def alternate(
     run_a: Callable[[], None], run_b: Callable[[], None], device: torch.device, runs: int, warmup: int,
-    step: Callable[[str], None] | None = None,
+    step: Callable[[str], None] | None = None, names: tuple[str, str] = ("unpatched", "patched"),
 ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
     """(wall, CPU) seconds of `runs` calls of run_a and run_b, alternating A B A B after `warmup` calls of each."""
     timed: tuple[list, list] = ([], [])
     for i in range(warmup + runs):
         label = "warm-up" if i < warmup else f"run {i - warmup + 1}/{runs}"
-        for name, run, out in (("unpatched", run_a, timed[0]), ("patched", run_b, timed[1])):
+        for name, run, out in ((names[0], run_a, timed[0]), (names[1], run_b, timed[1])):
             if step:
                 step(f"{label}: {name}")
             seconds = time_call(run, device)
@@ -254,7 +254,9 @@ def time_compiled_pairs(
     """As time_pairs, for torch.compile'd models: an unpatched and a patched copy, each compiled once (re-patching
     a compiled model in every pass would recompile it every time), both with torch.compile(**compile_kwargs). Also
     returns the compile times: the first call of each, compilation included, and the patched model's eager
-    (uncompiled) median for comparison."""
+    (uncompiled) median for comparison, timed in pairs with the compiled one (compiled, eager, compiled, ...)
+    after a warm-up of each, so that a drift of the machine's speed between the two measurements cannot decide
+    which is faster; "eager_over_compiled" is the median of the per-pair ratios."""
     patched_model = patch_with(copy.deepcopy(model), kwargs)
 
     def run_patched(compiled: nn.Module) -> None:
@@ -273,9 +275,11 @@ def time_compiled_pairs(
             firsts.append(time_call(run, x.device)[0])
         timed_a, timed_b = alternate(lambda: _forward(compiled_a, x), lambda: run_patched(compiled_b), x.device,
                                      runs, warmup, step)
-    eager = [time_call(lambda: run_patched(patched_model), x.device)[0] for _ in range(max(1, min(runs, 3)))]
+    compiled, eager = alternate(lambda: run_patched(compiled_b), lambda: run_patched(patched_model), x.device,
+                                max(1, min(runs, 3)), 1, step, names=("patched compiled", "patched eager"))
     extra = {"compile_s_baseline": firsts[0], "compile_s_patched": firsts[1],
-             "patched_eager_s": statistics.median(eager)}
+             "patched_eager_s": statistics.median(e[0] for e in eager),
+             "eager_over_compiled": statistics.median(e[0] / c[0] for c, e in zip(compiled, eager, strict=True))}
     return timed_a, timed_b, extra
 
 

@@ -55,14 +55,15 @@ def spatial_attention(
     batch, heads, n, dim = q.shape
     frames, per_frame = k.shape[2:4]
     if not eager:
-        queries = q.reshape(batch * heads, 1, n, dim).expand(-1, frames, -1, -1)
+        queries = q.reshape(batch * heads, 1, n, dim)
+        keys, values = (t.reshape(batch * heads, frames, per_frame, dim) for t in (k, v))
         mask = None
         if bias is not None:
             mask = bias[:, None, :, None, :].expand(-1, heads, -1, -1, -1).reshape(batch * heads, frames, 1, per_frame)
-        out = F.scaled_dot_product_attention(
-            queries, k.reshape(batch * heads, frames, per_frame, dim), v.reshape(batch * heads, frames, per_frame, dim),
-            attn_mask=mask, dropout_p=dropout, scale=scale,
-        )
+        if dropout == 0 and _opaque():
+            out = slot_attention(queries, keys, values, mask, scale)
+        else:
+            out = _slot_attention(queries, keys, values, mask, scale, dropout)
         return out.view(batch, heads, frames, n, dim), None
     scores = q[:, :, None] @ k.transpose(-2, -1) * scale  # (B, h, F, N, P): one slot after the other
     if bias is not None:
@@ -70,6 +71,36 @@ def spatial_attention(
     weights = scores.softmax(-1)
     out = F.dropout(weights, p=dropout, training=dropout > 0) @ v
     return out, weights.transpose(2, 3)
+
+
+def _slot_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float, dropout: float = 0.0
+) -> torch.Tensor:
+    """q (X, 1, N, d) queries shared by the F slots; k, v (X, F, P, d); mask (X, F, 1, P) or None -> (X, F, N, d)."""
+    return F.scaled_dot_product_attention(q.expand(-1, k.shape[1], -1, -1), k, v, attn_mask=mask, dropout_p=dropout,
+                                          scale=scale)
+
+
+@torch.library.custom_op("vtome::slot_attention", mutates_args=())
+def slot_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float
+) -> torch.Tensor:
+    """_slot_attention as one opaque operator for torch.compile: inductor's SDPA lowering copies the queries that
+    the F slots share into F dense copies (X F N d floats per layer), which the SDPA kernel itself reads in place.
+    """
+    return _slot_attention(q, k, v, mask, scale)
+
+
+@slot_attention.register_fake
+def _(q, k, v, mask, scale):
+    return _slot_attention(q, k, v, mask, scale)  # SDPA's own meta function: the real output's shape and strides
+
+
+def _opaque() -> bool:
+    """Whether the spatial step runs as the opaque operator: under torch.compile, without gradients (it has no
+    backward) and not under torch.export (an exported graph keeps plain aten operators, for ONNX or AOTInductor)."""
+    return (torch.compiler.is_compiling() and not torch.compiler.is_exporting()
+            and not torch.is_grad_enabled())
 
 
 def own_slot(y: torch.Tensor) -> torch.Tensor:
