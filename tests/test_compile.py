@@ -190,10 +190,16 @@ def _call_targets(graph_module: torch.fx.GraphModule) -> set[str]:
     return {str(node.target) for node in graph_module.graph.nodes if node.op == "call_function"}
 
 
-def test_motionformer_spatial_step_is_one_operator_only_when_compiled_without_gradients():
-    # Under torch.compile without gradients the spatial step is vtome::slot_attention, so that inductor does not copy
-    # the queries the slots share; with gradients (it has no backward) and under export it stays plain aten.
-    model = BUILDERS["motionformer"]()
+def _vtome_ops(graph_module: torch.fx.GraphModule) -> set[str]:
+    """vtome's operators called in a graph, by name (match, merge, slot_attention)."""
+    return {t.split(".")[1] for t in _call_targets(graph_module) if t.startswith("vtome.")}
+
+
+def test_matching_and_merging_are_single_operators_only_when_compiled_without_gradients(family):
+    # Under torch.compile without gradients matching and merging run as vtome::match and vtome::merge (and
+    # Motionformer's spatial step as vtome::slot_attention), so that inductor does not build kernels for them in
+    # every layer; with gradients (they have no backward) and under export everything stays plain aten.
+    model = BUILDERS[family]()
     vtome.patch(model, r=3)
     x = clip_for(model)
     expected = logits(model, x)
@@ -206,10 +212,51 @@ def test_motionformer_spatial_step_is_one_operator_only_when_compiled_without_gr
     with torch.no_grad():
         out = torch.compile(model, backend=capture, fullgraph=True)(x)
     torch.testing.assert_close(output_logits(out), expected, atol=1e-5, rtol=1e-5)
-    assert any("vtome.slot_attention" in t for t in _call_targets(graphs[-1]))
+    ops = {"match", "merge"} | ({"slot_attention"} if family == "motionformer" else set())
+    assert _vtome_ops(graphs[-1]) == ops
     dynamo.reset()
     torch.compile(model, backend=capture, fullgraph=True)(x)
-    assert not any("vtome.slot_attention" in t for t in _call_targets(graphs[-1]))
+    assert _vtome_ops(graphs[-1]) == set()
     exported = torch.export.export(model, (x,))
-    assert not any("vtome" in t for t in _call_targets(exported.graph_module))
+    assert _vtome_ops(exported.graph_module) == set()
     assert torch.equal(output_logits(exported.module()(x)), expected)
+
+
+def _matching_inputs(split: bool) -> dict:
+    """Arguments of vtome::match: 2 rows of 9 tokens, the first protected; an alternate or a given split."""
+    metric = torch.randn(2, 9, 6)
+    if not split:
+        return dict(metric=metric, r=3, protected=1, a_pos=None, b_pos=None)
+    a_pos = torch.tensor([[0, 1, 2, 4, 5, 7], [0, 2, 3, 4, 6, 8]])
+    b_pos = torch.tensor([[3, 6, 8], [1, 5, 7]])
+    return dict(metric=metric, r=3, protected=1, a_pos=a_pos, b_pos=b_pos)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["alternate", "split"])
+@pytest.mark.parametrize("draw", [None, [4, 1, 1, 0], [4, 1, 1, 1]], ids=["similar", "random", "random_per_row"])
+def test_match_operator(split, draw):
+    from vtome.matching import match_op
+
+    torch.library.opcheck(match_op, (), kwargs=dict(_matching_inputs(split), draw=draw))
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["alternate", "split"])
+@pytest.mark.parametrize("extra", [{}, dict(uniform=True), dict(merge_edge=True), dict(drop_dst=True)],
+                         ids=["size", "uniform", "merge_edge", "drop_dst"])
+def test_merge_operator(split, extra):
+    from vtome.matching import match_op
+    from vtome.reduce import merge_op
+
+    inputs = _matching_inputs(split)
+    unm_idx, src_idx, dst_idx, score = match_op(**inputs, draw=None)
+    num_b = 4 if inputs["b_pos"] is None else inputs["b_pos"].shape[1]
+    kwargs = dict(
+        x=torch.randn(2, 9, 5, dtype=torch.bfloat16), size=torch.rand(2, 9, 1) + 1, unm_idx=unm_idx, src_idx=src_idx,
+        dst_idx=dst_idx, num_b=num_b, a_pos=inputs["a_pos"], b_pos=inputs["b_pos"],
+        merge_edge=score > score.median() if "merge_edge" in extra else None, uniform="uniform" in extra,
+        drop_dst=None,
+    )
+    if "drop_dst" in extra:  # only B tokens that some A token joins (else nothing is left to average)
+        joined = torch.zeros(2, num_b, dtype=torch.bool).scatter_(1, dst_idx, True)
+        kwargs["drop_dst"] = joined & (torch.rand(2, num_b) > 0.5)
+    torch.library.opcheck(merge_op, (), kwargs=kwargs)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from vtome import rand
+from vtome.opaque import opaque
 
 
 @dataclass
@@ -108,44 +109,76 @@ def bipartite_match(
     """
     if protected not in (0, 1):
         raise ValueError("only a single protected token (the class token at position 0) is supported")
-    batch, n, _ = metric.shape
-    num_a = (n + 1) // 2 if split is None else split.a_pos.shape[1]
-    num_b = n // 2 if split is None else split.b_pos.shape[1]
+    n = metric.shape[1]
+    num_b = _sides(n, split)[1]
     r = min(r, (n - protected) // 2 if split is None else split.limit)
     if r <= 0:
         return None
 
-    with torch.no_grad():
-        if random is None:
-            metric = metric.float()
-            metric = metric / metric.norm(dim=-1, keepdim=True)
-            if split is None:
-                a, b = metric[:, ::2], metric[:, 1::2]
-            else:
-                a, b = _gather_rows(metric, split.a_pos), _gather_rows(metric, split.b_pos)
-            scores = a @ b.transpose(1, 2)  # (batch, |A|, |B|)
-            if protected:
-                scores[:, 0, :] = -math.inf
-            best_score, best_b = scores.max(dim=-1)
-        else:
-            best_score, best_b = random_edges(random, batch, num_a, num_b, metric.device)
-            if protected:
-                best_score[:, 0] = -math.inf
+    if opaque():
+        draw = None if random is None else [random.seed, random.layer, random.groups, int(random.per_row)]
+        a_pos, b_pos = (None, None) if split is None else (split.a_pos, split.b_pos)
+        edges = match_op(metric, r, protected, draw, a_pos, b_pos)
+    else:
+        edges = _edges(metric, r, protected, random, split)
+    return Matching(*edges, num_b=num_b, split=split)
 
-        order = best_score.argsort(dim=-1, descending=True)
-        unm_idx = order[:, r:]
-        src_idx = order[:, :r]
+
+@torch.no_grad()
+def _edges(
+    metric: torch.Tensor, r: int, protected: int, random: RandomDraw | None, split: Split | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """bipartite_match's tensors, r >= 1 already clamped: unm_idx, src_idx, dst_idx, score."""
+    batch, n, _ = metric.shape
+    num_a, num_b = _sides(n, split)
+    if random is None:
+        metric = metric.float()
+        metric = metric / metric.norm(dim=-1, keepdim=True)
+        if split is None:
+            a, b = metric[:, ::2], metric[:, 1::2]
+        else:
+            a, b = _gather_rows(metric, split.a_pos), _gather_rows(metric, split.b_pos)
+        scores = a @ b.transpose(1, 2)  # (batch, |A|, |B|)
         if protected:
-            # Keep the class token first (and the other survivors in position order), as ToMe does.
-            unm_idx = unm_idx.sort(dim=1).values
-        return Matching(
-            unm_idx=unm_idx,
-            src_idx=src_idx,
-            dst_idx=best_b.gather(1, src_idx),
-            score=best_score.gather(1, src_idx),
-            num_b=num_b,
-            split=split,
-        )
+            scores[:, 0, :] = -math.inf
+        best_score, best_b = scores.max(dim=-1)
+    else:
+        best_score, best_b = random_edges(random, batch, num_a, num_b, metric.device)
+        if protected:
+            best_score[:, 0] = -math.inf
+
+    order = best_score.argsort(dim=-1, descending=True)
+    unm_idx = order[:, r:]
+    src_idx = order[:, :r]
+    if protected:
+        # Keep the class token first (and the other survivors in position order), as ToMe does.
+        unm_idx = unm_idx.sort(dim=1).values
+    return unm_idx, src_idx, best_b.gather(1, src_idx), best_score.gather(1, src_idx)
+
+
+@torch.library.custom_op("vtome::match", mutates_args=())
+def match_op(
+    metric: torch.Tensor, r: int, protected: int, draw: list[int] | None, a_pos: torch.Tensor | None,
+    b_pos: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """_edges as one operator under torch.compile (see vtome.opaque). draw: a RandomDraw's fields, or None;
+    a_pos, b_pos: the split's positions, or None for the alternate split."""
+    random = None if draw is None else RandomDraw(*draw[:3], per_row=bool(draw[3]))
+    split = None if a_pos is None else Split(a_pos, b_pos, limit=r)
+    return tuple(t.clone() for t in _edges(metric, r, protected, random, split))  # outputs may not share memory
+
+
+@match_op.register_fake
+def _(metric, r, protected, draw, a_pos, b_pos):
+    batch, n, _ = metric.shape
+    num_a = _sides(n, None if a_pos is None else Split(a_pos, b_pos, r))[0]
+    index = metric.new_empty(batch, r, dtype=torch.long)
+    return metric.new_empty(batch, num_a - r, dtype=torch.long), index, index.clone(), index.float()
+
+
+def _sides(n: int, split: Split | None) -> tuple[int, int]:
+    """|A| and |B| of an n-token sequence."""
+    return ((n + 1) // 2, n // 2) if split is None else (split.a_pos.shape[1], split.b_pos.shape[1])
 
 
 def _gather_rows(t: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:

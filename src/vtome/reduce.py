@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from vtome.matching import Matching
+from vtome.matching import Matching, Split
+from vtome.opaque import opaque
 
 
 def _a_rows(m: Matching, idx: torch.Tensor, n: int) -> torch.Tensor:
@@ -90,6 +91,16 @@ def merge(
         them take their place (the paper's code for hybrid, compat="paper"; see dropped_b).
     Returns x (batch, N - r, C) in x's dtype and size (batch, N - r, 1) float32.
     """
+    if opaque():
+        split = (None, None) if m.split is None else (m.split.a_pos, m.split.b_pos)
+        return merge_op(x, size, m.unm_idx, m.src_idx, m.dst_idx, m.num_b, *split, merge_edge, uniform, drop_dst)
+    return _merge(x, size, m, merge_edge, uniform, drop_dst)
+
+
+def _merge(
+    x: torch.Tensor, size: torch.Tensor | None, m: Matching, merge_edge: torch.Tensor | None, uniform: bool,
+    drop_dst: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     if size is None:
         size = torch.ones(*x.shape[:2], 1, device=x.device, dtype=torch.float32)
     edge_weight = None if merge_edge is None else merge_edge.to(size.dtype)
@@ -101,6 +112,25 @@ def merge(
     count = _sum_into_b(weight, m, None, edge_weight, b_weight) if uniform else new_size
     total = total / count if _needs_grad(x) or torch.compiler.is_compiling() else total.div_(count)
     return total.to(x.dtype), new_size
+
+
+@torch.library.custom_op("vtome::merge", mutates_args=())
+def merge_op(
+    x: torch.Tensor, size: torch.Tensor | None, unm_idx: torch.Tensor, src_idx: torch.Tensor, dst_idx: torch.Tensor,
+    num_b: int, a_pos: torch.Tensor | None, b_pos: torch.Tensor | None, merge_edge: torch.Tensor | None,
+    uniform: bool, drop_dst: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """merge as one operator under torch.compile (see vtome.opaque), the Matching given by its tensors."""
+    split = None if a_pos is None else Split(a_pos, b_pos, limit=src_idx.shape[1])
+    m = Matching(unm_idx, src_idx, dst_idx, score=torch.empty(0), num_b=num_b, split=split)  # merging reads no score
+    return tuple(t.contiguous() for t in _merge(x, size, m, merge_edge, uniform, drop_dst))  # the fake's layout
+
+
+@merge_op.register_fake
+def _(x, size, unm_idx, src_idx, dst_idx, num_b, a_pos, b_pos, merge_edge, uniform, drop_dst):
+    batch, _, width = x.shape
+    tokens = unm_idx.shape[1] + num_b
+    return x.new_empty(batch, tokens, width), x.new_empty(batch, tokens, 1, dtype=torch.float32)
 
 
 def dropped_b(m: Matching, merge_edge: torch.Tensor) -> torch.Tensor:

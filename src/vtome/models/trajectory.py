@@ -19,6 +19,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from vtome.opaque import opaque
+
 
 class AttentionMaps(NamedTuple):
     """The weights of one layer (eager only): cls (B, h, 1, L), spatial (B, h, N, F, P), temporal (B, h, N, F)."""
@@ -60,7 +62,7 @@ def spatial_attention(
         mask = None
         if bias is not None:
             mask = bias[:, None, :, None, :].expand(-1, heads, -1, -1, -1).reshape(batch * heads, frames, 1, per_frame)
-        if dropout == 0 and _opaque():
+        if dropout == 0 and opaque():
             out = slot_attention(queries, keys, values, mask, scale)
         else:
             out = _slot_attention(queries, keys, values, mask, scale, dropout)
@@ -94,13 +96,6 @@ def slot_attention(
 @slot_attention.register_fake
 def _(q, k, v, mask, scale):
     return _slot_attention(q, k, v, mask, scale)  # SDPA's own meta function: the real output's shape and strides
-
-
-def _opaque() -> bool:
-    """Whether the spatial step runs as the opaque operator: under torch.compile, without gradients (it has no
-    backward) and not under torch.export (an exported graph keeps plain aten operators, for ONNX or AOTInductor)."""
-    return (torch.compiler.is_compiling() and not torch.compiler.is_exporting()
-            and not torch.is_grad_enabled())
 
 
 def own_slot(y: torch.Tensor) -> torch.Tensor:
